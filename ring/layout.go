@@ -1,0 +1,203 @@
+package ring
+
+import (
+	"fmt"
+	"math/bits"
+)
+
+// The segment layout. FORMAT.md documents every byte; layout_test.go pins
+// these numbers so that they cannot drift from the document.
+const (
+	// Magic is the first 8 bytes of every segment: "SHMRING\x01" read as a
+	// little-endian uint64.
+	Magic uint64 = 0x01474e49524d4853
+	// Version is the layout version this package reads and writes.
+	Version uint32 = 1
+	// InitComplete is stored in the header's init word, last, by the
+	// creator once every other field is written.
+	InitComplete uint32 = 0x59444552 // "REDY"
+
+	// HeaderSize is the size of the header page.
+	HeaderSize = 4096
+	// LineSize is the stride of control lines and producer slots: two cache
+	// lines, so that the adjacent-line prefetcher does not couple them.
+	LineSize = 128
+	// ControlLines is the number of control lines after the header.
+	ControlLines = 8
+	// RecordHeaderSize is the size of a record header.
+	RecordHeaderSize = 16
+	// RecordAlign is the alignment of every record.
+	RecordAlign = 8
+
+	// MinCapacity and MaxCapacity bound the data area.
+	MinCapacity = 256
+	MaxCapacity = 1 << 40
+	// MaxSlots bounds the producer slot table.
+	MaxSlots = 4096
+	// DefaultSlots is the producer slot count when the config says 0.
+	DefaultSlots = 64
+)
+
+// Header field offsets, from the start of the segment.
+const (
+	offMagic      = 0  // uint64
+	offVersion    = 8  // uint32
+	offFlags      = 12 // uint32
+	offHeaderSize = 16 // uint32
+	offLineSize   = 20 // uint32
+	offSlotCount  = 24 // uint32
+	offMaxMessage = 28 // uint32
+	offCapacity   = 32 // uint64
+	offDataOffset = 40 // uint64
+	offTotalSize  = 48 // uint64
+	offKey        = 56 // uint64
+	offUUID       = 64 // [16]byte
+	offCreatorPID = 80 // uint32
+	offCreatedNs  = 88 // int64, Unix nanoseconds
+	offInit       = 96 // uint32, InitComplete when ready
+)
+
+// Control lines, from the start of the segment.
+const (
+	offTail         = HeaderSize + 0*LineSize // uint64, producers' published tail
+	offHead         = HeaderSize + 1*LineSize // uint64, consumer's published head
+	offDataBell     = HeaderSize + 2*LineSize // uint32, consumer sleeps on it
+	offDataWaiters  = offDataBell + 4         // uint32
+	offSpaceBell    = HeaderSize + 3*LineSize // uint32, producers sleep on it
+	offSpaceWaiters = offSpaceBell + 4        // uint32
+	offConsumer     = HeaderSize + 4*LineSize // consumer line, see cons* below
+	offProducers    = HeaderSize + 5*LineSize // producers' shared line, see prods* below
+	offSlots        = HeaderSize + ControlLines*LineSize
+)
+
+// Fields of the consumer line, relative to offConsumer.
+const (
+	consState    = 0  // uint32: 0 none, 1 attached
+	consPID      = 4  // uint32
+	consMessages = 8  // uint64
+	consBytes    = 16 // uint64
+	consParks    = 24 // uint64: times the consumer slept on the data bell
+	consWakes    = 32 // uint64: wake system calls made on the space bell
+)
+
+// Fields of the producers' shared line, relative to offProducers.
+const (
+	prodsAttaches = 0 // uint64: producer attaches since creation
+	prodsAttached = 8 // uint32: producers attached now
+)
+
+// Fields of a producer slot, relative to the slot's start.
+const (
+	slotState     = 0  // uint32: 0 free, 1 attached
+	slotPID       = 4  // uint32
+	slotGen       = 8  // uint64: attaches of this slot
+	slotClaimPos  = 16 // uint64: position of the claim in flight (multi-producer)
+	slotClaimLen  = 24 // uint64: length of the claim in flight
+	slotMessages  = 32 // uint64
+	slotBytes     = 40 // uint64
+	slotFullWaits = 48 // uint64: times the producer found the ring full
+	slotParks     = 56 // uint64: times it slept on the space bell
+	slotWakes     = 64 // uint64: wake system calls made on the data bell
+)
+
+// Header flags.
+const (
+	// FlagMultiProducer marks a ring whose producers claim space with a
+	// compare-and-swap on the tail.
+	FlagMultiProducer uint32 = 1 << 0
+)
+
+// Record kinds: the low byte of the kind word. Zero is never valid, so a
+// zeroed header is never mistaken for a record; the high 16 bits carry the
+// writer's producer slot.
+const (
+	KindMessage uint32 = 1
+	KindPadding uint32 = 2
+)
+
+const (
+	slotAttached  = 1
+	consAttached  = 1
+	kindTypeMask  = 0xff
+	kindSlotShift = 16
+)
+
+// Config describes a ring to lay out. Zero fields take defaults.
+type Config struct {
+	// Capacity is the size of the data area in bytes, a power of two
+	// between MinCapacity and MaxCapacity.
+	Capacity uint64
+	// MaxMessage is the largest message, in bytes. Zero means the largest
+	// the capacity allows, MaxMessageFor(Capacity). It may not exceed that.
+	MaxMessage uint32
+	// Slots is the size of the producer slot table (DefaultSlots if 0).
+	Slots uint32
+	// MultiProducer selects the multi-producer claim protocol.
+	MultiProducer bool
+	// Key stamps records; it must be random and non-zero.
+	Key uint64
+	// UUID identifies this incarnation of the segment.
+	UUID [16]byte
+	// CreatorPID and CreatedUnixNano are informational.
+	CreatorPID      uint32
+	CreatedUnixNano int64
+}
+
+// MaxMessageFor returns the largest message a ring of the given capacity can
+// carry: its record must fit in half the data area, so that a record and the
+// padding before it always fit in an empty ring.
+func MaxMessageFor(capacity uint64) uint32 {
+	m := capacity/2 - RecordHeaderSize
+	if m > 1<<31 {
+		m = 1 << 31
+	}
+	return uint32(m)
+}
+
+// recordSize is the space a message of n bytes takes in the data area.
+func recordSize(n uint64) uint64 {
+	return (RecordHeaderSize + n + RecordAlign - 1) &^ (RecordAlign - 1)
+}
+
+// dataOffsetFor is where the data area starts for a slot count: the first
+// page boundary after the slot table.
+func dataOffsetFor(slots uint32) uint64 {
+	end := uint64(offSlots) + uint64(slots)*LineSize
+	return (end + HeaderSize - 1) &^ (HeaderSize - 1)
+}
+
+// normalize fills in defaults and checks a Config.
+func (c Config) normalize() (Config, error) {
+	if c.Slots == 0 {
+		c.Slots = DefaultSlots
+	}
+	if c.Capacity < MinCapacity || c.Capacity > MaxCapacity || bits.OnesCount64(c.Capacity) != 1 {
+		return c, fmt.Errorf("%w: capacity %d is not a power of two in [%d, %d]", ErrBadConfig, c.Capacity, MinCapacity, uint64(MaxCapacity))
+	}
+	if uint64(int(c.Capacity)) != c.Capacity {
+		return c, fmt.Errorf("%w: capacity %d does not fit this process's address space", ErrBadConfig, c.Capacity)
+	}
+	limit := MaxMessageFor(c.Capacity)
+	if c.MaxMessage == 0 {
+		c.MaxMessage = limit
+	}
+	if c.MaxMessage > limit {
+		return c, fmt.Errorf("%w: max message %d exceeds %d, the most a capacity of %d allows", ErrBadConfig, c.MaxMessage, limit, c.Capacity)
+	}
+	if c.Slots > MaxSlots {
+		return c, fmt.Errorf("%w: %d producer slots, more than %d", ErrBadConfig, c.Slots, MaxSlots)
+	}
+	if c.Key == 0 {
+		return c, fmt.Errorf("%w: zero record key", ErrBadConfig)
+	}
+	return c, nil
+}
+
+// Size returns the number of bytes a segment for c needs.
+func Size(c Config) (int64, error) {
+	c, err := c.normalize()
+	if err != nil {
+		return 0, err
+	}
+	return int64(dataOffsetFor(c.Slots) + c.Capacity), nil
+}

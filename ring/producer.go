@@ -1,0 +1,246 @@
+package ring
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Producer writes messages into a ring. It owns one producer slot from
+// NewProducer until Close.
+//
+// A Producer is not safe for concurrent use: one goroutine at a time may call
+// its methods (several goroutines need several Producers, on a multi-producer
+// ring, or a lock of their own). It must not be copied.
+type Producer struct {
+	r       *Ring
+	slot    uint32
+	slotOff uint64
+	kind    uint32 // KindMessage with the slot in its high bits
+
+	tail uint64 // next position to write, owned by this producer
+	head uint64 // cached consumer head: reloaded only when the ring looks full
+
+	// The reservation in progress: resvPos is where its record starts,
+	// resvLen the payload length reserved.
+	resv    bool
+	resvPos uint64
+	resvLen uint32
+
+	wait   waiter
+	closed bool
+
+	messages, bytes, fullWaits, wakes uint64 // mirrored into the slot
+
+	fence uint64 // target of the full fence when futex.Barrier is missing
+}
+
+// NewProducer attaches a producer to the ring, taking a free slot, and
+// resumes at the published tail.
+func (r *Ring) NewProducer(policy WaitPolicy) (*Producer, error) {
+	if r.flags&FlagMultiProducer != 0 {
+		return nil, fmt.Errorf("%w: multi-producer rings are not implemented yet", ErrBadHeader)
+	}
+	// A single-producer ring has one writer at a time: slot 0.
+	p := &Producer{r: r, slot: 0, slotOff: r.slot(0)}
+	if !atomic.CompareAndSwapUint32(r.u32(p.slotOff+slotState), 0, slotAttached) {
+		return nil, ErrProducerBusy
+	}
+	p.kind = KindMessage | p.slot<<kindSlotShift
+	tail, head := atomic.LoadUint64(r.tail), atomic.LoadUint64(r.head)
+	if head > tail || tail-head > r.capacity || tail%RecordAlign != 0 {
+		atomic.StoreUint32(r.u32(p.slotOff+slotState), 0)
+		return nil, fmt.Errorf("%w: head %d and tail %d are more than a capacity (%d) apart", ErrCorrupt, head, tail, r.capacity)
+	}
+	p.tail, p.head = tail, head
+	p.wait = waiter{policy: policy, barrier: barrierAvailable(), parks: r.u64(p.slotOff + slotParks)}
+	atomic.StoreUint32(r.u32(p.slotOff+slotPID), uint32(os.Getpid()))
+	atomic.AddUint64(r.u64(p.slotOff+slotGen), 1)
+	atomic.AddUint64(r.u64(offProducers+prodsAttaches), 1)
+	atomic.AddUint32(r.u32(offProducers+prodsAttached), 1)
+	return p, nil
+}
+
+// MaxMessage returns the largest message the ring accepts.
+func (p *Producer) MaxMessage() int { return int(p.r.maxMessage) }
+
+// Reserve reserves room for a message of n bytes, waiting for space as the
+// policy says, and returns the payload to fill in. The message becomes
+// visible at Commit; Abort drops it. The slice is valid until Commit or Abort.
+func (p *Producer) Reserve(ctx context.Context, n int) ([]byte, error) {
+	if err := p.checkReserve(n); err != nil {
+		return nil, err
+	}
+	rec := recordSize(uint64(n))
+	if ok, err := p.claim(rec); ok || err != nil {
+		return p.reserved(n, err)
+	}
+	p.fullWaits++
+	storeRelease64(p.r.u64(p.slotOff+slotFullWaits), p.fullWaits)
+	err := p.wait.wait(ctx, p.r.spaceBell, p.r.spaceWaiters, func() (bool, error) { return p.claim(rec) })
+	return p.reserved(n, err)
+}
+
+// TryReserve is Reserve without waiting: it returns ErrFull when the ring has
+// no room for n bytes now.
+func (p *Producer) TryReserve(n int) ([]byte, error) {
+	if err := p.checkReserve(n); err != nil {
+		return nil, err
+	}
+	ok, err := p.claim(recordSize(uint64(n)))
+	if !ok && err == nil {
+		err = ErrFull
+	}
+	return p.reserved(n, err)
+}
+
+func (p *Producer) checkReserve(n int) error {
+	switch {
+	case p.closed:
+		return ErrClosed
+	case p.resv:
+		return ErrReservation
+	case n < 0 || uint64(n) > uint64(p.r.maxMessage):
+		return fmt.Errorf("%w: %d bytes, the maximum is %d", ErrTooLarge, n, p.r.maxMessage)
+	}
+	return nil
+}
+
+func (p *Producer) reserved(n int, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	p.resv, p.resvLen = true, uint32(n)
+	off := p.resvPos&p.r.mask + RecordHeaderSize
+	return p.r.data[off : off+uint64(n) : off+uint64(n)], nil
+}
+
+// claim makes room for a record of rec bytes at the tail, writing padding
+// first if the record would cross the end of the data area. It reports false
+// when the ring is full. On success p.resvPos is where the record starts.
+func (p *Producer) claim(rec uint64) (bool, error) {
+	r := p.r
+	pos := p.tail
+	off := pos & r.mask
+	skip := uint64(0)
+	if rem := r.capacity - off; rem < rec {
+		skip = rem // records never wrap: pad to the end, start over
+	}
+	end := pos + skip + rec
+	if end-p.head > r.capacity {
+		h := atomic.LoadUint64(r.head)
+		if h > pos || pos-h > r.capacity {
+			return false, fmt.Errorf("%w: consumer head %d is not within a capacity (%d) behind tail %d", ErrCorrupt, h, r.capacity, pos)
+		}
+		p.head = h
+		if end-h > r.capacity {
+			return false, nil
+		}
+	}
+	if skip >= RecordHeaderSize {
+		hdr := unsafe.Pointer(&r.data[off])
+		*(*uint32)(hdr) = uint32(skip - RecordHeaderSize)
+		*(*uint32)(unsafe.Add(hdr, 4)) = KindPadding | p.slot<<kindSlotShift
+		storeRelease64((*uint64)(unsafe.Add(hdr, 8)), pos^r.key)
+	}
+	if skip > 0 {
+		// Fewer than RecordHeaderSize bytes left is a gap every reader
+		// skips by the same rule, without a header.
+		pos += skip
+		p.tail = pos
+		storeRelease64(r.tail, pos)
+	}
+	p.resvPos = pos
+	return true, nil
+}
+
+// Commit publishes the reserved message with its first n bytes (n may be
+// less than reserved, never more).
+func (p *Producer) Commit(n int) error {
+	if !p.resv {
+		return ErrNoReservation
+	}
+	if n < 0 || n > int(p.resvLen) {
+		return fmt.Errorf("%w: commit of %d bytes, %d reserved", ErrTooLarge, n, p.resvLen)
+	}
+	p.resv = false
+	p.commit(uint32(n))
+	return nil
+}
+
+// Abort drops the reservation; nothing of it becomes visible.
+func (p *Producer) Abort() error {
+	if !p.resv {
+		return ErrNoReservation
+	}
+	p.resv = false
+	return nil
+}
+
+// commit writes the record header and its stamp, last, then publishes the
+// tail and rings the data doorbell if the consumer may be asleep.
+func (p *Producer) commit(n uint32) {
+	r := p.r
+	pos := p.resvPos
+	hdr := unsafe.Pointer(&r.data[pos&r.mask])
+	*(*uint32)(hdr) = n
+	*(*uint32)(unsafe.Add(hdr, 4)) = p.kind
+	storeRelease64((*uint64)(unsafe.Add(hdr, 8)), pos^r.key)
+	p.tail = pos + recordSize(uint64(n))
+	storeRelease64(r.tail, p.tail)
+	p.messages++
+	p.bytes += uint64(n)
+	storeRelease64(r.u64(p.slotOff+slotMessages), p.messages)
+	storeRelease64(r.u64(p.slotOff+slotBytes), p.bytes)
+	if !p.wait.barrier && !releaseIsFence {
+		// Without Barrier on the waiting side, the commit must be
+		// ordered before the load of the waiter count by a full fence.
+		atomic.AddUint64(&p.fence, 0)
+	}
+	if ring(r.dataBell, r.dataWaiters) {
+		p.wakes++
+		storeRelease64(r.u64(p.slotOff+slotWakes), p.wakes)
+	}
+}
+
+// Send copies msg into the ring, waiting for space as the policy says.
+func (p *Producer) Send(ctx context.Context, msg []byte) error {
+	buf, err := p.Reserve(ctx, len(msg))
+	if err != nil {
+		return err
+	}
+	copy(buf, msg)
+	p.resv = false
+	p.commit(uint32(len(msg)))
+	return nil
+}
+
+// TrySend copies msg into the ring if there is room now, else returns ErrFull.
+func (p *Producer) TrySend(msg []byte) error {
+	buf, err := p.TryReserve(len(msg))
+	if err != nil {
+		return err
+	}
+	copy(buf, msg)
+	p.resv = false
+	p.commit(uint32(len(msg)))
+	return nil
+}
+
+// Close drops any reservation, detaches from the ring and frees the slot. A
+// consumer waiting for data is woken so that it can see the detach. Close is
+// idempotent.
+func (p *Producer) Close() error {
+	if p.closed {
+		return nil
+	}
+	p.closed, p.resv = true, false
+	r := p.r
+	atomic.StoreUint32(r.u32(p.slotOff+slotPID), 0)
+	atomic.AddUint32(r.u32(offProducers+prodsAttached), ^uint32(0))
+	atomic.StoreUint32(r.u32(p.slotOff+slotState), 0)
+	ring(r.dataBell, r.dataWaiters)
+	return nil
+}

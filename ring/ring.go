@@ -1,0 +1,213 @@
+// Package ring implements the shmring segment layout and its algorithms over
+// a []byte: a lock-free ring of variable-length records, with positions that
+// live in the memory itself, so that several processes mapping the same
+// segment can pass messages through it.
+//
+// The package makes no system calls of its own; sleeping and waking go
+// through package futex. Most of its tests run on heap memory in one
+// process. FORMAT.md at the root of the repository documents every byte.
+//
+// Memory shared with other processes is untrusted: every shared word is
+// loaded once, checked, and only then used, and a value no correct peer
+// could have written gives a wrapped ErrCorrupt, never a panic or an access
+// out of bounds.
+package ring
+
+import (
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/shmring/shmring/futex"
+)
+
+// Ring is a view of a ring segment's memory. It holds the header fields,
+// validated once, and pointers to the shared control words. Its methods are
+// safe for concurrent use; it must not be copied.
+type Ring struct {
+	mem  []byte
+	data []byte // the data area, len == capacity
+
+	capacity   uint64
+	mask       uint64
+	maxMessage uint32
+	slots      uint32
+	flags      uint32
+	key        uint64
+	uuid       [16]byte
+	creatorPID uint32
+	createdNs  int64
+	dataOffset uint64
+
+	tail, head              *uint64
+	dataBell, dataWaiters   *uint32
+	spaceBell, spaceWaiters *uint32
+}
+
+// Info describes a ring's header.
+type Info struct {
+	Capacity        uint64
+	MaxMessage      uint32
+	Slots           uint32
+	MultiProducer   bool
+	UUID            [16]byte
+	CreatorPID      uint32
+	CreatedUnixNano int64
+	DataOffset      uint64
+	Size            uint64
+}
+
+func (r *Ring) u32(off uint64) *uint32 { return (*uint32)(unsafe.Pointer(&r.mem[off])) }
+func (r *Ring) u64(off uint64) *uint64 { return (*uint64)(unsafe.Pointer(&r.mem[off])) }
+
+// checkMem rejects memory that cannot hold shared 64-bit words.
+func checkMem(mem []byte, need uint64) error {
+	if uint64(len(mem)) < need {
+		return fmt.Errorf("%w: %d bytes, need at least %d", ErrSize, len(mem), need)
+	}
+	if uintptr(unsafe.Pointer(unsafe.SliceData(mem)))%8 != 0 {
+		return fmt.Errorf("%w: memory is not 8-byte aligned", ErrBadConfig)
+	}
+	return nil
+}
+
+// Init lays out a new ring described by c in mem, which must be exactly
+// Size(c) bytes, 8-byte aligned, and not yet visible to a peer that writes
+// it. The init word is stored last: until then Attach reports ErrNotReady.
+func Init(mem []byte, c Config) (*Ring, error) {
+	c, err := c.normalize()
+	if err != nil {
+		return nil, err
+	}
+	size := dataOffsetFor(c.Slots) + c.Capacity
+	if err := checkMem(mem, size); err != nil {
+		return nil, err
+	}
+	if uint64(len(mem)) != size {
+		return nil, fmt.Errorf("%w: %d bytes, the config needs exactly %d", ErrSize, len(mem), size)
+	}
+	clear(mem[:dataOffsetFor(c.Slots)])
+	r := &Ring{mem: mem}
+	*r.u64(offMagic) = Magic
+	*r.u32(offVersion) = Version
+	if c.MultiProducer {
+		*r.u32(offFlags) = FlagMultiProducer
+	}
+	*r.u32(offHeaderSize) = HeaderSize
+	*r.u32(offLineSize) = LineSize
+	*r.u32(offSlotCount) = c.Slots
+	*r.u32(offMaxMessage) = c.MaxMessage
+	*r.u64(offCapacity) = c.Capacity
+	*r.u64(offDataOffset) = dataOffsetFor(c.Slots)
+	*r.u64(offTotalSize) = size
+	*r.u64(offKey) = c.Key
+	copy(mem[offUUID:offUUID+16], c.UUID[:])
+	*r.u32(offCreatorPID) = c.CreatorPID
+	*r.u64(offCreatedNs) = uint64(c.CreatedUnixNano)
+	// The sequentially consistent store orders every field above before it.
+	atomic.StoreUint32(r.u32(offInit), InitComplete)
+	return Attach(mem)
+}
+
+// Attach validates the header in mem and returns a view of the ring. Each
+// failure has its own error: ErrSize, ErrBadMagic, ErrVersion, ErrNotReady,
+// ErrBadHeader, all wrapped with the field and value at fault.
+func Attach(mem []byte) (*Ring, error) {
+	if err := checkMem(mem, HeaderSize); err != nil {
+		return nil, err
+	}
+	r := &Ring{mem: mem}
+	// Each field is loaded once; a peer may rewrite the header between two
+	// loads, so the values checked are the values used.
+	if m := atomic.LoadUint64(r.u64(offMagic)); m != Magic {
+		return nil, fmt.Errorf("%w: %#016x", ErrBadMagic, m)
+	}
+	if v := atomic.LoadUint32(r.u32(offVersion)); v != Version {
+		return nil, fmt.Errorf("%w: version %d, this package reads version %d", ErrVersion, v, Version)
+	}
+	if s := atomic.LoadUint32(r.u32(offInit)); s != InitComplete {
+		return nil, fmt.Errorf("%w: init word %#x", ErrNotReady, s)
+	}
+	if h := atomic.LoadUint32(r.u32(offHeaderSize)); h != HeaderSize {
+		return nil, fmt.Errorf("%w: header size %d, want %d", ErrBadHeader, h, HeaderSize)
+	}
+	if l := atomic.LoadUint32(r.u32(offLineSize)); l != LineSize {
+		return nil, fmt.Errorf("%w: line size %d, want %d", ErrBadHeader, l, LineSize)
+	}
+	c := Config{
+		Capacity:        atomic.LoadUint64(r.u64(offCapacity)),
+		MaxMessage:      atomic.LoadUint32(r.u32(offMaxMessage)),
+		Slots:           atomic.LoadUint32(r.u32(offSlotCount)),
+		Key:             atomic.LoadUint64(r.u64(offKey)),
+		CreatorPID:      atomic.LoadUint32(r.u32(offCreatorPID)),
+		CreatedUnixNano: int64(atomic.LoadUint64(r.u64(offCreatedNs))),
+	}
+	r.flags = atomic.LoadUint32(r.u32(offFlags))
+	if r.flags&^FlagMultiProducer != 0 {
+		return nil, fmt.Errorf("%w: unknown flags %#x", ErrBadHeader, r.flags)
+	}
+	if c.Slots == 0 || c.MaxMessage == 0 {
+		return nil, fmt.Errorf("%w: %d slots, max message %d", ErrBadHeader, c.Slots, c.MaxMessage)
+	}
+	if _, err := c.normalize(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadHeader, err)
+	}
+	dataOff := atomic.LoadUint64(r.u64(offDataOffset))
+	if want := dataOffsetFor(c.Slots); dataOff != want {
+		return nil, fmt.Errorf("%w: data offset %d, want %d for %d slots", ErrBadHeader, dataOff, want, c.Slots)
+	}
+	size := atomic.LoadUint64(r.u64(offTotalSize))
+	if want := dataOff + c.Capacity; size != want {
+		return nil, fmt.Errorf("%w: total size %d in header, want %d", ErrBadHeader, size, want)
+	}
+	if uint64(len(mem)) != size {
+		return nil, fmt.Errorf("%w: segment is %d bytes, its header says %d", ErrSize, len(mem), size)
+	}
+	copy(r.uuid[:], mem[offUUID:offUUID+16])
+	r.capacity, r.mask = c.Capacity, c.Capacity-1
+	r.maxMessage, r.slots, r.key = c.MaxMessage, c.Slots, c.Key
+	r.creatorPID, r.createdNs, r.dataOffset = c.CreatorPID, c.CreatedUnixNano, dataOff
+	r.data = mem[dataOff:size:size]
+	r.tail, r.head = r.u64(offTail), r.u64(offHead)
+	r.dataBell, r.dataWaiters = r.u32(offDataBell), r.u32(offDataWaiters)
+	r.spaceBell, r.spaceWaiters = r.u32(offSpaceBell), r.u32(offSpaceWaiters)
+	return r, nil
+}
+
+// Info returns the header fields validated by Attach.
+func (r *Ring) Info() Info {
+	return Info{
+		Capacity:        r.capacity,
+		MaxMessage:      r.maxMessage,
+		Slots:           r.slots,
+		MultiProducer:   r.flags&FlagMultiProducer != 0,
+		UUID:            r.uuid,
+		CreatorPID:      r.creatorPID,
+		CreatedUnixNano: r.createdNs,
+		DataOffset:      r.dataOffset,
+		Size:            uint64(len(r.mem)),
+	}
+}
+
+// MaxMessage returns the largest message the ring accepts.
+func (r *Ring) MaxMessage() int { return int(r.maxMessage) }
+
+// slot returns the offset of producer slot i.
+func (r *Ring) slot(i uint32) uint64 { return offSlots + uint64(i)*LineSize }
+
+// ring rings a doorbell: it bumps the word and wakes every sleeper on it, but
+// only when the waiter count says somebody may be asleep. It reports whether
+// it made the wake system call.
+func ring(bell, waiters *uint32) bool {
+	if atomic.LoadUint32(waiters) == 0 {
+		return false
+	}
+	atomic.AddUint32(bell, 1)
+	futex.Wake(bell, 1<<30)
+	return true
+}
+
+// barrierAvailable registers this process for futex.Barrier. When it
+// succeeds, commits may be release stores, because a waiter's Barrier fences
+// this process for it (see wait.go).
+func barrierAvailable() bool { return futex.RegisterBarrier() == nil }

@@ -1,0 +1,448 @@
+package ring
+
+import (
+	"context"
+	"errors"
+	"io"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestRoundTripSizes(t *testing.T) {
+	r := heapRing(t, Config{Capacity: 4096})
+	p, c := pair(t, r, ConsumerOptions{Wait: DefaultWaitPolicy})
+	ctx := context.Background()
+	buf := make([]byte, r.MaxMessage())
+	for seq, size := range []int{0, 1, 7, 8, 9, 15, 16, 17, 100, r.MaxMessage()} {
+		msg := make([]byte, size)
+		fill(msg, uint64(seq))
+		if err := p.Send(ctx, msg); err != nil {
+			t.Fatalf("Send %d bytes: %v", size, err)
+		}
+		n, err := c.Recv(ctx, buf)
+		if err != nil {
+			t.Fatalf("Recv %d bytes: %v", size, err)
+		}
+		check(t, buf[:n], uint64(seq), size)
+	}
+}
+
+// TestWrapEveryResidue sends messages of every size from 0 to 64 bytes,
+// starting at every 8-byte offset of the smallest data area, so that records
+// meet the end of the area with every possible number of bytes left: 0, 8
+// (the header-less gap), 16 and more (padding records).
+func TestWrapEveryResidue(t *testing.T) {
+	for start := uint64(0); start < MinCapacity; start += RecordAlign {
+		r := heapRing(t, Config{Capacity: MinCapacity})
+		p, c := pair(t, r, ConsumerOptions{Wait: DefaultWaitPolicy})
+		// Move both positions to start without a record: a fresh ring
+		// whose producer and consumer agree on the head and tail.
+		p.tail, p.head, c.head, c.published = start, start, start, start
+		*r.tail, *r.head = start, start
+		buf := make([]byte, r.MaxMessage())
+		seq := uint64(0)
+		for size := 0; size <= 64; size++ {
+			for range 3 {
+				msg := make([]byte, size)
+				fill(msg, seq)
+				if err := p.TrySend(msg); err != nil {
+					t.Fatalf("start %d: TrySend %d bytes: %v", start, size, err)
+				}
+				n, err := c.TryRecv(buf)
+				if err != nil {
+					t.Fatalf("start %d: TryRecv of %d bytes: %v", start, size, err)
+				}
+				check(t, buf[:n], seq, size)
+				seq++
+			}
+		}
+		if _, err := c.TryRecv(buf); !errors.Is(err, ErrEmpty) {
+			t.Fatalf("start %d: drained ring: got %v, want ErrEmpty", start, err)
+		}
+		p.Close()
+		c.Close()
+	}
+}
+
+func TestCapacityBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		c    Config
+		ok   bool
+	}{
+		{"smallest", Config{Capacity: MinCapacity, Key: 1}, true},
+		{"below smallest", Config{Capacity: MinCapacity / 2, Key: 1}, false},
+		{"not a power of two", Config{Capacity: 3000, Key: 1}, false},
+		{"max message at limit", Config{Capacity: 4096, MaxMessage: MaxMessageFor(4096), Key: 1}, true},
+		{"max message over limit", Config{Capacity: 4096, MaxMessage: MaxMessageFor(4096) + 1, Key: 1}, false},
+		{"zero key", Config{Capacity: 4096}, false},
+		{"too many slots", Config{Capacity: 4096, Slots: MaxSlots + 1, Key: 1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Size(tc.c)
+			if tc.ok && err != nil {
+				t.Fatalf("Size: %v", err)
+			}
+			if !tc.ok && !errors.Is(err, ErrBadConfig) {
+				t.Fatalf("Size: got %v, want ErrBadConfig", err)
+			}
+		})
+	}
+	// The smallest ring carries its largest message, back to back.
+	r := heapRing(t, Config{Capacity: MinCapacity})
+	p, c := pair(t, r, ConsumerOptions{})
+	buf := make([]byte, r.MaxMessage())
+	for seq := range uint64(20) {
+		msg := make([]byte, r.MaxMessage())
+		fill(msg, seq)
+		if err := p.TrySend(msg); err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		n, err := c.TryRecv(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, buf[:n], seq, len(msg))
+	}
+}
+
+func TestTooLargeWritesNothing(t *testing.T) {
+	r := heapRing(t, Config{Capacity: 4096, MaxMessage: 100})
+	p, c := pair(t, r, ConsumerOptions{})
+	if err := p.TrySend(make([]byte, 101)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("TrySend 101 bytes, max 100: got %v, want ErrTooLarge", err)
+	}
+	if err := p.Send(context.Background(), make([]byte, 101)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Send 101 bytes, max 100: got %v, want ErrTooLarge", err)
+	}
+	if _, err := p.TryReserve(-1); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("TryReserve(-1): got %v, want ErrTooLarge", err)
+	}
+	if _, err := c.TryRecv(make([]byte, 200)); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("after refused sends: got %v, want ErrEmpty", err)
+	}
+	if *r.tail != 0 {
+		t.Fatalf("tail moved to %d", *r.tail)
+	}
+}
+
+func TestShortBufferKeepsMessage(t *testing.T) {
+	r := heapRing(t, Config{Capacity: 4096})
+	p, c := pair(t, r, ConsumerOptions{})
+	msg := make([]byte, 50)
+	fill(msg, 9)
+	if err := p.TrySend(msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.TryRecv(make([]byte, 49)); !errors.Is(err, ErrShortBuffer) {
+		t.Fatalf("TryRecv into 49 bytes: got %v, want ErrShortBuffer", err)
+	}
+	buf := make([]byte, 50)
+	n, err := c.TryRecv(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, buf[:n], 9, 50)
+}
+
+func TestZeroCopy(t *testing.T) {
+	r := heapRing(t, Config{Capacity: 1024})
+	p, c := pair(t, r, ConsumerOptions{})
+	ctx := context.Background()
+	for seq := range uint64(100) {
+		buf, err := p.Reserve(ctx, 40)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fill(buf[:30], seq)
+		if _, err := p.TryReserve(1); !errors.Is(err, ErrReservation) {
+			t.Fatalf("second reservation: got %v, want ErrReservation", err)
+		}
+		if err := p.Commit(41); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("Commit beyond the reservation: got %v, want ErrTooLarge", err)
+		}
+		if err := p.Commit(30); err != nil { // commit less than reserved
+			t.Fatal(err)
+		}
+		if seq%3 == 0 {
+			if _, err := p.Reserve(ctx, 10); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Abort(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		view, err := c.Peek(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, view, seq, 30)
+		// Peeking again without Release returns the next message, so the
+		// view above was released implicitly; here Release is explicit.
+		c.Release()
+	}
+	if err := p.Commit(0); !errors.Is(err, ErrNoReservation) {
+		t.Fatalf("Commit without Reserve: got %v, want ErrNoReservation", err)
+	}
+	if err := p.Abort(); !errors.Is(err, ErrNoReservation) {
+		t.Fatalf("Abort without Reserve: got %v, want ErrNoReservation", err)
+	}
+	if _, err := c.TryPeek(); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("drained: got %v, want ErrEmpty", err)
+	}
+}
+
+func TestFullBlocksAndUnblocks(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy WaitPolicy
+	}{
+		{"default", DefaultWaitPolicy},
+		{"park at once", WaitPolicy{}},
+		{"spin", WaitPolicy{Spin: time.Millisecond, NoPark: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := heapRing(t, Config{Capacity: 1024})
+			p, c := pair(t, r, ConsumerOptions{Wait: tc.policy})
+			msg := make([]byte, 100)
+			sent := uint64(0)
+			for {
+				fill(msg, sent)
+				err := p.TrySend(msg)
+				if errors.Is(err, ErrFull) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				sent++
+			}
+			done := make(chan error, 1)
+			go func() {
+				fill(msg, sent)
+				done <- p.Send(context.Background(), msg)
+			}()
+			select {
+			case err := <-done:
+				t.Fatalf("Send on a full ring returned %v before anything was consumed", err)
+			case <-time.After(20 * time.Millisecond):
+			}
+			buf := make([]byte, 100)
+			for seq := range sent + 1 {
+				n, err := c.Recv(context.Background(), buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				check(t, buf[:n], seq, 100)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("blocked Send: %v", err)
+			}
+		})
+	}
+}
+
+func TestCancelBlocked(t *testing.T) {
+	for _, policy := range []WaitPolicy{DefaultWaitPolicy, {NoPark: true}} {
+		r := heapRing(t, Config{Capacity: 1024})
+		p, c := pair(t, r, ConsumerOptions{Wait: policy})
+		// Recv on an empty ring, cancelled.
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { _, err := c.Recv(ctx, make([]byte, 100)); done <- err }()
+		time.AfterFunc(10*time.Millisecond, cancel)
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled Recv: got %v, want context.Canceled", err)
+		}
+		// Recv with a deadline.
+		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		if _, err := c.Recv(dctx, make([]byte, 100)); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Recv past its deadline: got %v, want context.DeadlineExceeded", err)
+		}
+		dcancel()
+		// Send on a full ring, cancelled.
+		for p.TrySend(make([]byte, 100)) == nil {
+		}
+		ctx, cancel = context.WithCancel(context.Background())
+		go func() { done <- p.Send(ctx, make([]byte, 100)) }()
+		time.AfterFunc(10*time.Millisecond, cancel)
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled Send: got %v, want context.Canceled", err)
+		}
+		// Nothing half-written: the consumer drains whole messages only.
+		for {
+			_, err := c.TryRecv(make([]byte, 100))
+			if errors.Is(err, ErrEmpty) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestEOF(t *testing.T) {
+	r := heapRing(t, Config{Capacity: 1024})
+	c, err := r.NewConsumer(ConsumerOptions{EOF: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// No producer has come yet: that is not the end of the stream.
+	if _, err := c.TryRecv(nil); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("before any producer: got %v, want ErrEmpty", err)
+	}
+	p, err := r.NewProducer(WaitPolicy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range uint64(5) {
+		msg := make([]byte, 10)
+		fill(msg, i)
+		if err := p.TrySend(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 10)
+		for seq := uint64(0); ; seq++ {
+			n, err := c.Recv(context.Background(), buf)
+			if err != nil {
+				if seq != 5 {
+					t.Errorf("stream ended after %d messages, want 5", seq)
+				}
+				done <- err
+				return
+			}
+			check(t, buf[:n], seq, 10)
+		}
+	}()
+	// Close must wake a consumer asleep in the kernel: wait until it is.
+	for deadline := time.Now().Add(10 * time.Second); atomic.LoadUint32(r.dataWaiters) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the consumer never parked")
+		}
+		runtime.Gosched()
+	}
+	p.Close()
+	if err := <-done; !errors.Is(err, io.EOF) {
+		t.Fatalf("after the producer closed: got %v, want io.EOF", err)
+	}
+}
+
+func TestOneAtATime(t *testing.T) {
+	r := heapRing(t, Config{Capacity: 1024})
+	p, c := pair(t, r, ConsumerOptions{})
+	if _, err := r.NewConsumer(ConsumerOptions{}); !errors.Is(err, ErrConsumerBusy) {
+		t.Fatalf("second consumer: got %v, want ErrConsumerBusy", err)
+	}
+	if _, err := r.NewProducer(WaitPolicy{}); !errors.Is(err, ErrProducerBusy) {
+		t.Fatalf("second producer on a single-producer ring: got %v, want ErrProducerBusy", err)
+	}
+	if err := p.TrySend([]byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if err := p.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := p.TrySend([]byte("x")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("TrySend after Close: got %v, want ErrClosed", err)
+	}
+	c.Close()
+	if _, err := c.TryRecv(nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("TryRecv after Close: got %v, want ErrClosed", err)
+	}
+	// Replacements resume where their predecessors stopped.
+	p2, c2 := pair(t, r, ConsumerOptions{})
+	if err := p2.TrySend([]byte("defg")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10)
+	for _, want := range []string{"abc", "defg"} {
+		n, err := c2.TryRecv(buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("got %q, %v; want %q", buf[:n], err, want)
+		}
+	}
+}
+
+// TestConcurrentStream runs a producer and a consumer goroutine through a
+// small ring with sizes that wrap at every offset.
+func TestConcurrentStream(t *testing.T) {
+	count := uint64(200_000)
+	if testing.Short() {
+		count = 20_000
+	}
+	for _, policy := range []WaitPolicy{DefaultWaitPolicy, {}, SpinWaitPolicy} {
+		r := heapRing(t, Config{Capacity: 4096, MaxMessage: 300})
+		p, c := pair(t, r, ConsumerOptions{Wait: policy, EOF: true})
+		go func() {
+			msg := make([]byte, 300)
+			for seq := range count {
+				m := msg[:seq%301]
+				fill(m, seq)
+				if err := p.Send(context.Background(), m); err != nil {
+					t.Error(err)
+					break
+				}
+			}
+			p.Close()
+		}()
+		buf := make([]byte, 300)
+		seq := uint64(0)
+		for ; ; seq++ {
+			n, err := c.Recv(context.Background(), buf)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, buf[:n], seq, int(seq%301))
+		}
+		if seq != count {
+			t.Fatalf("received %d messages, want %d", seq, count)
+		}
+	}
+}
+
+func TestAllocs(t *testing.T) {
+	r := heapRing(t, Config{Capacity: 1 << 16})
+	p, c := pair(t, r, ConsumerOptions{Wait: DefaultWaitPolicy})
+	ctx := context.Background()
+	msg, buf := make([]byte, 64), make([]byte, 64)
+	for _, tc := range []struct {
+		name string
+		f    func()
+	}{
+		{"Send+Recv", func() {
+			if p.Send(ctx, msg) != nil {
+				panic("send")
+			}
+			if _, err := c.Recv(ctx, buf); err != nil {
+				panic(err)
+			}
+		}},
+		{"TrySend+TryRecv", func() {
+			p.TrySend(msg)
+			c.TryRecv(buf)
+		}},
+		{"Reserve+Commit+Peek+Release", func() {
+			b, _ := p.Reserve(ctx, 64)
+			b[0] = 1
+			p.Commit(64)
+			v, _ := c.Peek(ctx)
+			_ = v[0]
+			c.Release()
+		}},
+	} {
+		if n := testing.AllocsPerRun(1000, tc.f); n != 0 {
+			t.Errorf("%s: %v allocations per message, want 0", tc.name, n)
+		}
+	}
+}

@@ -1,0 +1,14 @@
+//go:build amd64 && !race
+
+#include "textflag.h"
+
+// func storeRelease64(addr *uint64, v uint64)
+//
+// A plain MOV: x86-64 never reorders a store with an earlier store, so this
+// is a release store. It is a separate (never inlined) function so that the
+// Go compiler cannot move the payload writes after it.
+TEXT ·storeRelease64(SB), NOSPLIT, $0-16
+	MOVQ addr+0(FP), AX
+	MOVQ v+8(FP), BX
+	MOVQ BX, (AX)
+	RET

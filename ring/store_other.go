@@ -1,0 +1,13 @@
+//go:build !amd64 || race
+
+package ring
+
+import "sync/atomic"
+
+// storeRelease64 falls back to a sequentially consistent store where there
+// is no assembly release store, and under the race detector, which sees
+// sync/atomic but not assembly.
+func storeRelease64(addr *uint64, v uint64) { atomic.StoreUint64(addr, v) }
+
+// releaseIsFence reports whether storeRelease64 is also a full fence.
+const releaseIsFence = true

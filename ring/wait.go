@@ -1,0 +1,145 @@
+package ring
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmring/shmring/futex"
+)
+
+// WaitPolicy says how a blocked call waits for the other side.
+//
+// A waiter first polls in a tight loop for Spin, then polls while yielding
+// the processor (runtime.Gosched) until Spin+Yield has passed, then sleeps in
+// the kernel on a doorbell until the other side rings it. Spinning costs one
+// core while it lasts and reacts in about a cache-line transfer (~0.1-0.5 µs
+// here); a kernel sleep costs nothing while idle but about 20 µs to wake
+// (FACTS.md). Peers ring a doorbell only when its waiter count is non-zero,
+// so no wake-up system call is made while the other side is spinning.
+type WaitPolicy struct {
+	// Spin is how long to poll without yielding.
+	Spin time.Duration
+	// Yield is how long to poll with runtime.Gosched after Spin.
+	Yield time.Duration
+	// NoPark disables kernel sleeps: the waiter keeps polling (yielding)
+	// until the condition holds or the context ends. Lowest latency; one
+	// core stays busy for as long as the wait lasts.
+	NoPark bool
+	// ParkSlice bounds one kernel sleep, after which the waiter re-checks
+	// its context and its peers. Zero means DefaultParkSlice.
+	ParkSlice time.Duration
+}
+
+// DefaultParkSlice bounds a kernel sleep when WaitPolicy.ParkSlice is 0.
+const DefaultParkSlice = 100 * time.Millisecond
+
+// DefaultWaitPolicy is the policy used when none is given: spin long enough
+// to catch a peer in a request/response exchange, then sleep.
+var DefaultWaitPolicy = WaitPolicy{Spin: 20 * time.Microsecond, Yield: 30 * time.Microsecond}
+
+// SpinWaitPolicy never sleeps in the kernel.
+var SpinWaitPolicy = WaitPolicy{Spin: time.Hour, NoPark: true}
+
+// parkSliceNoBarrier bounds sleeps when this process could not register for
+// futex.Barrier: a peer that commits with release stores might then slip a
+// commit past our waiter count, and only the bound limits the delay.
+const parkSliceNoBarrier = time.Millisecond
+
+// waiter is the waiting half of the doorbell protocol for one side.
+type waiter struct {
+	policy  WaitPolicy
+	barrier bool    // futex.Barrier is available in this process
+	parks   *uint64 // shared counter of kernel sleeps, owned by this side
+	nparks  uint64
+}
+
+// wait returns when try reports true or an error, or when ctx ends. try must
+// be safe to call repeatedly; its first true is the caller's success.
+//
+// The kernel-sleep step follows the order the model in wait.pml checks: read
+// the doorbell, count ourselves as a waiter, fence (futex.Barrier), re-check
+// with try, and only then sleep on the value read first. Reading the doorbell
+// after the re-check would lose a wake-up that lands between the two.
+func (w *waiter) wait(ctx context.Context, bell, waiters *uint32, try func() (bool, error)) error {
+	done := ctx.Done()
+	start := time.Now()
+	for i := 0; ; i++ {
+		if ok, err := try(); ok || err != nil {
+			return err
+		}
+		if i&63 != 63 {
+			continue
+		}
+		if done != nil {
+			select {
+			case <-done:
+				return ctx.Err()
+			default:
+			}
+		}
+		if time.Since(start) >= w.policy.Spin {
+			break
+		}
+	}
+	for w.policy.NoPark || time.Since(start) < w.policy.Spin+w.policy.Yield {
+		runtime.Gosched()
+		if ok, err := try(); ok || err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return w.park(ctx, bell, waiters, try)
+}
+
+func (w *waiter) park(ctx context.Context, bell, waiters *uint32, try func() (bool, error)) error {
+	slice := w.policy.ParkSlice
+	if slice <= 0 {
+		slice = DefaultParkSlice
+	}
+	if !w.barrier {
+		slice = min(slice, parkSliceNoBarrier)
+	}
+	if ctx.Done() != nil {
+		// Cancellation rings the bell, so a sleeper notices it at once
+		// instead of at the end of its slice. Other sleepers on the bell
+		// wake spuriously and go back to sleep.
+		stop := context.AfterFunc(ctx, func() {
+			atomic.AddUint32(bell, 1)
+			futex.Wake(bell, 1<<30)
+		})
+		defer stop()
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		v := atomic.LoadUint32(bell)
+		atomic.AddUint32(waiters, 1)
+		if w.barrier {
+			// Pairs with the peer's commit-then-load-waiters, which has
+			// no fence of its own (storeRelease64).
+			futex.Barrier()
+		}
+		ok, err := try()
+		if ok || err != nil {
+			atomic.AddUint32(waiters, ^uint32(0))
+			return err
+		}
+		timeout := slice
+		if dl, has := ctx.Deadline(); has {
+			timeout = min(timeout, time.Until(dl))
+		}
+		if timeout <= 0 {
+			atomic.AddUint32(waiters, ^uint32(0))
+			return context.DeadlineExceeded
+		}
+		futex.Wait(bell, v, timeout)
+		atomic.AddUint32(waiters, ^uint32(0))
+		w.nparks++
+		storeRelease64(w.parks, w.nparks)
+	}
+}
