@@ -169,6 +169,9 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 	return 0, 0, 0, false, nil
 }
 
+// producersGone reports whether producers came and all went. It loads the
+// attach count before the attached count; producers increment them in the
+// other order.
 func (c *Consumer) producersGone() bool {
 	r := c.r
 	return atomic.LoadUint64(r.u64(offProducers+prodsAttaches)) > 0 &&

@@ -1,6 +1,10 @@
 package ring
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"os"
+)
 
 var (
 	// ErrBadMagic is returned by Attach when the memory does not start with
@@ -38,8 +42,9 @@ var (
 	ErrProducerBusy = errors.New("ring: no free producer slot")
 	// ErrConsumerBusy is returned when another consumer is attached.
 	ErrConsumerBusy = errors.New("ring: another consumer is attached")
-	// ErrClosed is returned by calls on a closed Producer or Consumer.
-	ErrClosed = errors.New("ring: use of closed producer or consumer")
+	// ErrClosed is returned by calls on a closed Producer or Consumer; it
+	// wraps os.ErrClosed.
+	ErrClosed = fmt.Errorf("ring: producer or consumer: %w", os.ErrClosed)
 	// ErrShortBuffer is returned by Consumer.Recv when the caller's buffer
 	// cannot hold the next message; the message stays in the ring.
 	ErrShortBuffer = errors.New("ring: buffer too small for message")

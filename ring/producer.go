@@ -58,8 +58,10 @@ func (r *Ring) NewProducer(policy WaitPolicy) (*Producer, error) {
 	p.wait = waiter{policy: policy, barrier: barrierAvailable(), parks: r.u64(p.slotOff + slotParks)}
 	atomic.StoreUint32(r.u32(p.slotOff+slotPID), uint32(os.Getpid()))
 	atomic.AddUint64(r.u64(p.slotOff+slotGen), 1)
-	atomic.AddUint64(r.u64(offProducers+prodsAttaches), 1)
+	// Attached first: a consumer that sees the attach count move must
+	// also see this producer attached, or it would report io.EOF early.
 	atomic.AddUint32(r.u32(offProducers+prodsAttached), 1)
+	atomic.AddUint64(r.u64(offProducers+prodsAttaches), 1)
 	return p, nil
 }
 

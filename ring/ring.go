@@ -119,7 +119,13 @@ func Attach(mem []byte) (*Ring, error) {
 	r := &Ring{mem: mem}
 	// Each field is loaded once; a peer may rewrite the header between two
 	// loads, so the values checked are the values used.
-	if m := atomic.LoadUint64(r.u64(offMagic)); m != Magic {
+	m := atomic.LoadUint64(r.u64(offMagic))
+	if m == 0 {
+		// A creator writes the magic first: zeros are a segment whose
+		// creator has not started (or died before it did).
+		return nil, fmt.Errorf("%w: magic number not written yet", ErrNotReady)
+	}
+	if m != Magic {
 		return nil, fmt.Errorf("%w: %#016x", ErrBadMagic, m)
 	}
 	if v := atomic.LoadUint32(r.u32(offVersion)); v != Version {

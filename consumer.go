@@ -1,0 +1,56 @@
+package shmring
+
+import (
+	"context"
+	"errors"
+
+	"github.com/shmring/shmring/ring"
+)
+
+// Consumer reads messages from a ring, in the order they were committed. It
+// is not safe for concurrent use: one goroutine at a time may call its
+// methods. It must not be copied.
+//
+// A consumer that crashes is replaced by opening a new one: it resumes at
+// the last head the old one published, so nothing committed is lost, and
+// messages the old one had read since that publication are delivered again.
+type Consumer struct {
+	c    *ring.Consumer
+	ring *Ring
+}
+
+// MaxMessage returns the largest message the ring carries: a buffer of this
+// size always suffices for Recv.
+func (c *Consumer) MaxMessage() int { return c.c.MaxMessage() }
+
+// Recv copies the next message into buf and returns its length, waiting
+// until ctx ends. If buf is too small it returns ErrShortBuffer and leaves
+// the message in the ring. At the end of the stream it returns io.EOF.
+func (c *Consumer) Recv(ctx context.Context, buf []byte) (int, error) { return c.c.Recv(ctx, buf) }
+
+// TryRecv is Recv without waiting: it returns ErrEmpty when nothing waits.
+func (c *Consumer) TryRecv(buf []byte) (int, error) { return c.c.TryRecv(buf) }
+
+// Peek returns the next message in place, waiting until ctx ends. The slice
+// points into shared memory: it is valid until the next call of Release,
+// Peek, TryPeek, Recv, TryRecv or Close, and must not be written. Release
+// consumes the message.
+func (c *Consumer) Peek(ctx context.Context) ([]byte, error) { return c.c.Peek(ctx) }
+
+// TryPeek is Peek without waiting: it returns ErrEmpty when nothing waits.
+func (c *Consumer) TryPeek() ([]byte, error) { return c.c.TryPeek() }
+
+// Release consumes the message returned by Peek or TryPeek.
+func (c *Consumer) Release() { c.c.Release() }
+
+// Close detaches the consumer. Messages not released stay in the ring for the
+// next consumer. It is idempotent.
+func (c *Consumer) Close() error {
+	if c.ring == nil {
+		return nil
+	}
+	err := c.c.Close()
+	r := c.ring
+	c.ring = nil
+	return errors.Join(err, r.release())
+}

@@ -1,0 +1,53 @@
+package shmring
+
+import (
+	"context"
+	"errors"
+
+	"github.com/shmring/shmring/ring"
+)
+
+// Producer writes messages into a ring. It is not safe for concurrent use:
+// one goroutine at a time may call its methods. It must not be copied.
+type Producer struct {
+	p    *ring.Producer
+	ring *Ring
+}
+
+// MaxMessage returns the largest message the ring accepts, in bytes.
+func (p *Producer) MaxMessage() int { return p.p.MaxMessage() }
+
+// Send copies msg into the ring, waiting for room until ctx ends. A message
+// over MaxMessage returns ErrTooLarge and writes nothing.
+func (p *Producer) Send(ctx context.Context, msg []byte) error { return p.p.Send(ctx, msg) }
+
+// TrySend copies msg into the ring if there is room now, else returns ErrFull.
+func (p *Producer) TrySend(msg []byte) error { return p.p.TrySend(msg) }
+
+// Reserve returns n bytes of the ring to write a message into in place,
+// waiting for room until ctx ends. The message becomes visible at Commit and
+// is dropped by Abort; the slice must not be used after either.
+func (p *Producer) Reserve(ctx context.Context, n int) ([]byte, error) { return p.p.Reserve(ctx, n) }
+
+// TryReserve is Reserve without waiting: it returns ErrFull when there is
+// no room now.
+func (p *Producer) TryReserve(n int) ([]byte, error) { return p.p.TryReserve(n) }
+
+// Commit publishes the reserved message with its first n bytes (at most the
+// reserved length).
+func (p *Producer) Commit(n int) error { return p.p.Commit(n) }
+
+// Abort drops the reserved message.
+func (p *Producer) Abort() error { return p.p.Abort() }
+
+// Close detaches the producer; a reservation in progress is dropped. It is
+// idempotent.
+func (p *Producer) Close() error {
+	if p.ring == nil {
+		return nil
+	}
+	err := p.p.Close()
+	r := p.ring
+	p.ring = nil
+	return errors.Join(err, r.release())
+}

@@ -1,0 +1,78 @@
+package ring
+
+import (
+	"context"
+	"testing"
+)
+
+// benchStream measures one-way throughput between two goroutines through a
+// 1 MiB heap ring: the single-process version of the two-process stream that
+// cmd/shmbench measures.
+func benchStream(b *testing.B, size int, policy WaitPolicy) {
+	r := heapRing(b, Config{Capacity: 1 << 20})
+	p, c := pair(b, r, ConsumerOptions{Wait: policy})
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		msg := make([]byte, size)
+		ctx := context.Background()
+		for i := range b.N {
+			msg[0] = byte(i)
+			if err := p.Send(ctx, msg); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	}()
+	buf := make([]byte, size)
+	ctx := context.Background()
+	for i := range b.N {
+		n, err := c.Recv(ctx, buf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n != size || buf[0] != byte(i) {
+			b.Fatalf("message %d: %d bytes starting %d", i, n, buf[0])
+		}
+	}
+	<-done
+}
+
+func BenchmarkStream64(b *testing.B)       { benchStream(b, 64, DefaultWaitPolicy) }
+func BenchmarkStream1K(b *testing.B)       { benchStream(b, 1024, DefaultWaitPolicy) }
+func BenchmarkStream64K(b *testing.B)      { benchStream(b, 65536, DefaultWaitPolicy) }
+func BenchmarkStream64Spin(b *testing.B)   { benchStream(b, 64, SpinWaitPolicy) }
+func BenchmarkStream64NoSpin(b *testing.B) { benchStream(b, 64, WaitPolicy{}) }
+
+// BenchmarkZeroCopy64 is the stream with Reserve/Commit and Peek/Release.
+func BenchmarkZeroCopy64(b *testing.B) {
+	r := heapRing(b, Config{Capacity: 1 << 20})
+	p, c := pair(b, r, ConsumerOptions{Wait: DefaultWaitPolicy})
+	b.ReportAllocs()
+	b.SetBytes(64)
+	go func() {
+		ctx := context.Background()
+		for i := range b.N {
+			buf, err := p.Reserve(ctx, 64)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			buf[0] = byte(i)
+			p.Commit(64)
+		}
+	}()
+	ctx := context.Background()
+	for i := range b.N {
+		v, err := c.Peek(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if v[0] != byte(i) {
+			b.Fatalf("message %d starts %d", i, v[0])
+		}
+		c.Release()
+	}
+}

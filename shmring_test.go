@@ -1,0 +1,399 @@
+package shmring_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/goleak"
+
+	"github.com/shmring/shmring"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("SHMRING_TEST_CHILD") != "" {
+		os.Exit(child())
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// skipUnsupported skips on systems without segments and fails on any other
+// error.
+func skipUnsupported(tb testing.TB, err error) {
+	tb.Helper()
+	if errors.Is(err, shmring.ErrNotSupported) {
+		tb.Skipf("shared memory not supported here: %v", err)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func ringName(tb testing.TB) string {
+	tb.Helper()
+	name := "shmring-test-" + uuid.NewString()
+	tb.Cleanup(func() { shmring.Remove(name) })
+	return name
+}
+
+// message writes message seq of a stream: its size and bytes derive from seq.
+func message(buf []byte, seq uint64, maxSize int) []byte {
+	size := int(seq*7919) % (maxSize + 1)
+	m := buf[:size]
+	for i := range m {
+		m[i] = byte(seq + uint64(i)*13)
+	}
+	if size >= 8 {
+		binary.LittleEndian.PutUint64(m, seq)
+	}
+	return m
+}
+
+func TestNamedAcrossMappings(t *testing.T) {
+	name := ringName(t)
+	cr, err := shmring.Create(name, shmring.WithCapacity(4096))
+	skipUnsupported(t, err)
+	defer cr.Close()
+	or, err := shmring.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer or.Close()
+	if cr.Info().UUID != or.Info().UUID {
+		t.Fatalf("UUIDs differ: %x and %x", cr.Info().UUID, or.Info().UUID)
+	}
+	c, err := cr.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := or.Producer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	buf, out := make([]byte, 2048), make([]byte, 2048)
+	for seq := range uint64(1000) {
+		msg := message(buf, seq, 1000)
+		if err := p.Send(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+		n, err := c.Recv(ctx, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out[:n], msg) {
+			t.Fatalf("message %d differs through the second mapping", seq)
+		}
+	}
+	p.Close()
+	if _, err := c.Recv(ctx, out); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the producer closed: got %v, want io.EOF", err)
+	}
+}
+
+func TestCreateErrors(t *testing.T) {
+	name := ringName(t)
+	r, err := shmring.Create(name)
+	skipUnsupported(t, err)
+	defer r.Close()
+	if _, err := shmring.Create(name); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("Create of an existing name: got %v, want os.ErrExist", err)
+	}
+	for _, tc := range []struct {
+		name string
+		opts []shmring.Option
+	}{
+		{"capacity not a power of two", []shmring.Option{shmring.WithCapacity(5000)}},
+		{"capacity too small", []shmring.Option{shmring.WithCapacity(128)}},
+		{"max message over half the capacity", []shmring.Option{shmring.WithCapacity(4096), shmring.WithMaxMessage(4096)}},
+		{"max message zero", []shmring.Option{shmring.WithMaxMessage(0)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := ringName(t)
+			_, err := shmring.Create(n, tc.opts...)
+			if !errors.Is(err, shmring.ErrBadConfig) {
+				t.Fatalf("got %v, want ErrBadConfig", err)
+			}
+			if _, err := os.Stat("/dev/shm/" + n); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("a refused Create left a file behind: %v", err)
+			}
+		})
+	}
+	for _, bad := range []string{"", "a/b", "..", "x\x00y"} {
+		if _, err := shmring.Create(bad); !errors.Is(err, shmring.ErrBadName) {
+			t.Fatalf("Create(%q): got %v, want ErrBadName", bad, err)
+		}
+		if _, err := shmring.Open(bad); !errors.Is(err, shmring.ErrBadName) {
+			t.Fatalf("Open(%q): got %v, want ErrBadName", bad, err)
+		}
+	}
+}
+
+func TestOpenWait(t *testing.T) {
+	name := ringName(t)
+	_, err := shmring.Open(name)
+	if errors.Is(err, shmring.ErrNotSupported) {
+		t.Skip(err)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Open of a missing ring: got %v, want os.ErrNotExist", err)
+	}
+	created := make(chan error, 1)
+	time.AfterFunc(30*time.Millisecond, func() {
+		r, err := shmring.Create(name)
+		if err == nil {
+			r.Close()
+		}
+		created <- err
+	})
+	r, err := shmring.Open(name, shmring.WithOpenWait(10*time.Second))
+	if err != nil {
+		t.Fatalf("Open with a wait, ring created 30ms later: %v", err)
+	}
+	r.Close()
+	if err := <-created; err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = shmring.Open(ringName(t), shmring.WithOpenWait(50*time.Millisecond))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Open of a ring never created: got %v, want os.ErrNotExist", err)
+	}
+	if time.Since(start) < 50*time.Millisecond {
+		t.Fatalf("Open gave up after %v, before its 50ms wait", time.Since(start))
+	}
+}
+
+// TestOpenNotARing opens files that are not rings, or broken ones; each
+// gives its own error, and none panics.
+func TestOpenNotARing(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	r, err := shmring.CreateFile(good, shmring.WithCapacity(4096))
+	skipUnsupported(t, err)
+	r.Close()
+	image, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := func(off int, b ...byte) []byte {
+		img := bytes.Clone(image)
+		copy(img[off:], b)
+		return img
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want error
+	}{
+		{"garbage", bytes.Repeat([]byte("not a ring "), 2000), shmring.ErrBadMagic},
+		{"zeros", make([]byte, len(image)), shmring.ErrNotReady},
+		{"tiny", []byte("x"), shmring.ErrSize},
+		{"empty", nil, shmring.ErrSize},
+		{"truncated", image[:len(image)-4096], shmring.ErrSize},
+		{"extended", append(bytes.Clone(image), make([]byte, 4096)...), shmring.ErrSize},
+		{"version 2", patch(8, 2), shmring.ErrVersion},
+		{"init word unset", patch(96, 0, 0, 0, 0), shmring.ErrNotReady},
+		{"capacity not a power of two", patch(32, 1, 0x10), shmring.ErrBadHeader},
+		{"max message too large", patch(28, 0xff, 0xff), shmring.ErrBadHeader},
+		{"zero key", patch(56, 0, 0, 0, 0, 0, 0, 0, 0), shmring.ErrBadHeader},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name)
+			if err := os.WriteFile(path, tc.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := shmring.OpenFile(path, shmring.WithInitWait(20*time.Millisecond))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCloseOrder(t *testing.T) {
+	r, err := shmring.CreateFile(filepath.Join(t.TempDir(), "ring"), shmring.WithCapacity(4096))
+	skipUnsupported(t, err)
+	p, err := r.Producer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closing the Ring first keeps the mapping for its producer and consumer.
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := r.Producer(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("Producer after Close: got %v, want os.ErrClosed", err)
+	}
+	if err := p.TrySend([]byte("still mapped")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := c.TryRecv(buf)
+	if err != nil || string(buf[:n]) != "still mapped" {
+		t.Fatalf("got %q, %v", buf[:n], err)
+	}
+	for _, f := range []func() error{p.Close, p.Close, c.Close, c.Close} {
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.TrySend(nil); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("TrySend after Close: got %v, want os.ErrClosed", err)
+	}
+}
+
+func TestAllocsOnMappedRing(t *testing.T) {
+	name := ringName(t)
+	r, err := shmring.Create(name, shmring.WithCapacity(1<<16))
+	skipUnsupported(t, err)
+	defer r.Close()
+	p, _ := r.Producer()
+	defer p.Close()
+	c, _ := r.Consumer()
+	defer c.Close()
+	ctx := context.Background()
+	msg, buf := make([]byte, 64), make([]byte, 64)
+	if n := testing.AllocsPerRun(1000, func() {
+		p.Send(ctx, msg)
+		c.Recv(ctx, buf)
+		w, _ := p.Reserve(ctx, 64)
+		w[0] = 1
+		p.Commit(64)
+		v, _ := c.Peek(ctx)
+		_ = v[0]
+		c.Release()
+	}); n != 0 {
+		t.Fatalf("%v allocations per Send/Recv/Reserve/Commit/Peek/Release, want 0", n)
+	}
+}
+
+// child is the helper process: it runs as the test binary with
+// SHMRING_TEST_CHILD set, and returns its exit status.
+func child() int {
+	switch os.Getenv("SHMRING_TEST_CHILD") {
+	case "producer":
+		count, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_COUNT"), 10, 64)
+		maxSize, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_MAXSIZE"))
+		r, err := shmring.OpenFile(os.Getenv("SHMRING_TEST_PATH"), shmring.WithOpenWait(10*time.Second))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer r.Close()
+		p, err := r.Producer()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer p.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		buf := make([]byte, maxSize)
+		for seq := range count {
+			if err := p.Send(ctx, message(buf, seq, maxSize)); err != nil {
+				fmt.Fprintf(os.Stderr, "send %d: %v\n", seq, err)
+				return 1
+			}
+		}
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "unknown child", os.Getenv("SHMRING_TEST_CHILD"))
+	return 2
+}
+
+// startChild re-runs the test binary as a helper process.
+func startChild(tb testing.TB, role string, env ...string) (*exec.Cmd, *bytes.Buffer) {
+	tb.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(append(os.Environ(), "SHMRING_TEST_CHILD="+role), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, &out
+}
+
+// TestTwoProcesses streams messages of every size up to the maximum from a
+// child process through a small ring, so that it wraps and fills constantly,
+// and checks every byte.
+func TestTwoProcesses(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy shmring.WaitPolicy
+	}{
+		{"default", shmring.DefaultWaitPolicy},
+		{"always park", shmring.WaitPolicy{}},
+		{"spin", shmring.SpinWaitPolicy},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			count := uint64(300_000)
+			if testing.Short() {
+				count = 30_000
+			}
+			path := filepath.Join(t.TempDir(), "ring")
+			r, err := shmring.CreateFile(path, shmring.WithCapacity(16384), shmring.WithWaitPolicy(tc.policy))
+			skipUnsupported(t, err)
+			defer r.Close()
+			maxSize := r.Info().MaxMessage
+			c, err := r.Consumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			cmd, out := startChild(t, "producer", "SHMRING_TEST_PATH="+path,
+				fmt.Sprint("SHMRING_TEST_COUNT=", count), fmt.Sprint("SHMRING_TEST_MAXSIZE=", maxSize))
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			buf, want := make([]byte, maxSize), make([]byte, maxSize)
+			seq := uint64(0)
+			for ; ; seq++ {
+				n, err := c.Recv(ctx, buf)
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("after %d messages: %v\nchild:\n%s", seq, err, out)
+				}
+				if w := message(want, seq, int(maxSize)); !bytes.Equal(buf[:n], w) {
+					t.Fatalf("message %d: got %d bytes, want %d, or bytes differ", seq, n, len(w))
+				}
+			}
+			if seq != count {
+				t.Fatalf("stream ended after %d messages, want %d\nchild:\n%s", seq, count, out)
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("child: %v\n%s", err, out)
+			}
+		})
+	}
+}
