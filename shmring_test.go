@@ -290,6 +290,8 @@ func TestAllocsOnMappedRing(t *testing.T) {
 // SHMRING_TEST_CHILD set, and returns its exit status.
 func child() int {
 	switch os.Getenv("SHMRING_TEST_CHILD") {
+	case "stream":
+		return streamChild()
 	case "producer":
 		count, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_COUNT"), 10, 64)
 		maxSize, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_MAXSIZE"))

@@ -76,3 +76,25 @@ func BenchmarkZeroCopy64(b *testing.B) {
 		c.Release()
 	}
 }
+
+// BenchmarkOneGoroutine sends and receives in one goroutine: the instruction
+// cost of a message, without cache-line transfers between cores.
+func BenchmarkOneGoroutine(b *testing.B) {
+	r := heapRing(b, Config{Capacity: 1 << 20})
+	p, c := pair(b, r, ConsumerOptions{})
+	b.ReportAllocs()
+	b.SetBytes(64)
+	for i := range b.N {
+		buf, err := p.TryReserve(64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf[0] = byte(i)
+		p.Commit(64)
+		v, err := c.TryPeek()
+		if err != nil || v[0] != byte(i) {
+			b.Fatal(err)
+		}
+		c.Release()
+	}
+}

@@ -88,13 +88,13 @@ func (c *Consumer) next() (off, n, after uint64, ok bool, err error) {
 			off, rem = 0, r.capacity
 		}
 		hdr := unsafe.Pointer(&r.data[off])
-		if atomic.LoadUint64((*uint64)(unsafe.Add(hdr, 8))) != pos^r.key {
+		if atomic.LoadUint64((*uint64)(unsafe.Add(hdr, recStamp))) != pos^r.key {
 			return 0, 0, 0, false, nil
 		}
 		// The stamp was loaded with acquire semantics, so the header
 		// words written before it are visible now. Load each once.
 		length := uint64(*(*uint32)(hdr))
-		kind := *(*uint32)(unsafe.Add(hdr, 4))
+		kind := *(*uint32)(unsafe.Add(hdr, recKind))
 		switch kind & kindTypeMask {
 		case KindMessage:
 			if length > uint64(r.maxMessage) || recordSize(length) > rem {

@@ -115,6 +115,13 @@ const (
 	KindPadding uint32 = 2
 )
 
+// Fields of a record header, relative to the record's start.
+const (
+	recLength = 0 // uint32
+	recKind   = 4 // uint32
+	recStamp  = 8 // uint64
+)
+
 const (
 	slotAttached  = 1
 	consAttached  = 1

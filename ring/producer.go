@@ -144,8 +144,8 @@ func (p *Producer) claim(rec uint64) (bool, error) {
 	if skip >= RecordHeaderSize {
 		hdr := unsafe.Pointer(&r.data[off])
 		*(*uint32)(hdr) = uint32(skip - RecordHeaderSize)
-		*(*uint32)(unsafe.Add(hdr, 4)) = KindPadding | p.slot<<kindSlotShift
-		storeRelease64((*uint64)(unsafe.Add(hdr, 8)), pos^r.key)
+		*(*uint32)(unsafe.Add(hdr, recKind)) = KindPadding | p.slot<<kindSlotShift
+		storeRelease64((*uint64)(unsafe.Add(hdr, recStamp)), pos^r.key)
 	}
 	if skip > 0 {
 		// Fewer than RecordHeaderSize bytes left is a gap every reader
@@ -188,14 +188,14 @@ func (p *Producer) commit(n uint32) {
 	pos := p.resvPos
 	hdr := unsafe.Pointer(&r.data[pos&r.mask])
 	*(*uint32)(hdr) = n
-	*(*uint32)(unsafe.Add(hdr, 4)) = p.kind
-	storeRelease64((*uint64)(unsafe.Add(hdr, 8)), pos^r.key)
+	*(*uint32)(unsafe.Add(hdr, recKind)) = p.kind
+	storeRelease64((*uint64)(unsafe.Add(hdr, recStamp)), pos^r.key)
 	p.tail = pos + recordSize(uint64(n))
-	storeRelease64(r.tail, p.tail)
+	storePlain64(r.tail, p.tail)
 	p.messages++
 	p.bytes += uint64(n)
-	storeRelease64(r.u64(p.slotOff+slotMessages), p.messages)
-	storeRelease64(r.u64(p.slotOff+slotBytes), p.bytes)
+	storePlain64(r.u64(p.slotOff+slotMessages), p.messages)
+	storePlain64(r.u64(p.slotOff+slotBytes), p.bytes)
 	if !p.wait.barrier && !releaseIsFence {
 		// Without Barrier on the waiting side, the commit must be
 		// ordered before the load of the waiter count by a full fence.

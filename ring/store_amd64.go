@@ -14,3 +14,14 @@ func storeRelease64(addr *uint64, v uint64)
 
 // releaseIsFence reports whether storeRelease64 is also a full fence.
 const releaseIsFence = false
+
+// storePlain64 stores v at addr with no ordering beyond program order on
+// this CPU: for counters and positions that readers use as hints or stats,
+// never as a commit. x86-64 makes it a release store anyway.
+func storePlain64(addr *uint64, v uint64) { *addr = v }
+
+// spinPause tells the CPU that this is a spin-wait loop (PAUSE), which
+// eases the pressure of repeated loads on a line another core is writing.
+//
+//go:noescape
+func spinPause()

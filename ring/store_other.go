@@ -11,3 +11,9 @@ func storeRelease64(addr *uint64, v uint64) { atomic.StoreUint64(addr, v) }
 
 // releaseIsFence reports whether storeRelease64 is also a full fence.
 const releaseIsFence = true
+
+// storePlain64 falls back to a sequentially consistent store.
+func storePlain64(addr *uint64, v uint64) { atomic.StoreUint64(addr, v) }
+
+// spinPause does nothing where there is no PAUSE instruction to call.
+func spinPause() {}

@@ -69,6 +69,7 @@ func (w *waiter) wait(ctx context.Context, bell, waiters *uint32, try func() (bo
 		if ok, err := try(); ok || err != nil {
 			return err
 		}
+		spinPause()
 		if i&63 != 63 {
 			continue
 		}

@@ -1,0 +1,209 @@
+// Command consumer creates a ring, receives the verifiable stream that one or
+// more cmd/producer processes send, checks every message, and prints a
+// summary. It removes the ring when it exits.
+//
+// Exit status: 0 when every message arrived once, in order and intact; 1
+// when anything was lost, duplicated, reordered or corrupt, or a producer
+// never finished; 2 for usage or setup errors.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/shmring/shmring"
+	"github.com/shmring/shmring/internal/bytesize"
+	"github.com/shmring/shmring/internal/ringflag"
+	"github.com/shmring/shmring/internal/stream"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("consumer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		loc       ringflag.Location
+		policy    ringflag.Policy
+		capacity  = bytesize.Value(16 << 20)
+		maxMsg    bytesize.Value
+		producers = fs.Int("producers", 1, "end after `N` producers have finished")
+		asJSON    = fs.Bool("json", false, "print the summary as one JSON object")
+		idle      = fs.Duration("idle", 30*time.Second, "give up after `DURATION` without a message")
+		force     = fs.Bool("force", false, "remove a ring left at the same name or path first")
+	)
+	loc.Register(fs)
+	policy.Register(fs)
+	fs.Var(&capacity, "capacity", "data area `SIZE`, a power of two (64KiB, 16MiB, ...)")
+	fs.Var(&maxMsg, "max-message", "largest message `SIZE` (default: capacity/2 - 16)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: consumer [flags]\n\nCreates a ring, verifies the messages cmd/producer sends, removes the ring.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 || *producers < 1 || *idle <= 0 {
+		fmt.Fprintln(stderr, "consumer: -producers must be at least 1, -idle positive, and no arguments follow the flags")
+		return 2
+	}
+	opts := []shmring.Option{
+		shmring.WithCapacity(uint64(capacity)),
+		shmring.WithWaitPolicy(policy.WaitPolicy),
+		shmring.WithEOF(false), // producers come and go: count their final messages
+	}
+	if maxMsg != 0 {
+		opts = append(opts, shmring.WithMaxMessage(int(min(maxMsg, 1<<31))))
+	}
+	if *force {
+		if loc.Path != "" {
+			os.Remove(loc.Path)
+		} else {
+			shmring.Remove(loc.Name)
+		}
+	}
+	r, err := loc.Create(opts...)
+	if err != nil {
+		fmt.Fprintf(stderr, "consumer: %v\n", err)
+		if errors.Is(err, os.ErrExist) {
+			fmt.Fprintln(stderr, "consumer: another consumer may be running; -force removes a stale ring")
+		}
+		return 2
+	}
+	defer r.Close()
+	defer r.Remove()
+	c, err := r.Consumer()
+	if err != nil {
+		fmt.Fprintf(stderr, "consumer: %v\n", err)
+		return 2
+	}
+	defer c.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	var received atomic.Uint64 // messages so far, updated every 1024 and when idle
+	var idleSince atomic.Int64 // stream.Now() when the ring was found empty, or 0
+	go watchdog(ctx, cancel, &idleSince, *idle)
+	if isTerminal(stderr) {
+		go progress(ctx, stderr, &received)
+	}
+
+	checker := stream.NewChecker()
+	var first, last time.Time
+	var n uint64
+	for checker.Finished() < *producers {
+		msg, err := c.TryPeek()
+		if errors.Is(err, shmring.ErrEmpty) {
+			received.Store(n)
+			idleSince.Store(stream.Now())
+			msg, err = c.Peek(ctx)
+			idleSince.Store(0)
+		}
+		if err != nil {
+			if cause := context.Cause(ctx); cause != nil {
+				err = cause
+			}
+			fmt.Fprintf(stderr, "\nconsumer: stopped with %d of %d producers finished: %v\n", checker.Finished(), *producers, err)
+			break
+		}
+		if n == 0 {
+			first = time.Now()
+		}
+		checker.Add(msg)
+		c.Release()
+		n++
+		if n%1024 == 0 {
+			received.Store(n)
+		}
+	}
+	last = time.Now()
+	seconds := 0.0
+	if n > 0 {
+		seconds = last.Sub(first).Seconds()
+	}
+	res := checker.Result(seconds)
+	if isTerminal(stderr) {
+		fmt.Fprint(stderr, "\r\033[K")
+	}
+	if *asJSON {
+		json.NewEncoder(stdout).Encode(res)
+	} else {
+		printSummary(stdout, res)
+	}
+	if !res.OK() || checker.Finished() < *producers {
+		return 1
+	}
+	return 0
+}
+
+// watchdog cancels ctx when the ring has been empty for idle.
+func watchdog(ctx context.Context, cancel context.CancelCauseFunc, idleSince *atomic.Int64, idle time.Duration) {
+	tick := time.NewTicker(min(idle/4, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if since := idleSince.Load(); since != 0 && time.Duration(stream.Now()-since) >= idle {
+			cancel(fmt.Errorf("no message for %v", idle))
+			return
+		}
+	}
+}
+
+func progress(ctx context.Context, w io.Writer, received *atomic.Uint64) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	prev, prevT := uint64(0), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			n := received.Load()
+			rate := float64(n-prev) / now.Sub(prevT).Seconds()
+			fmt.Fprintf(w, "\r\033[K%d messages, %.2f M msg/s", n, rate/1e6)
+			prev, prevT = n, now
+		}
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func printSummary(w io.Writer, r stream.Result) {
+	status := "verified"
+	if !r.OK() {
+		status = "FAILED"
+	}
+	fmt.Fprintf(w, "%s: %d messages, %d bytes from %d producers in %.3fs: %.2f M msg/s, %.1f MB/s\n",
+		status, r.Messages, r.Bytes, r.Producers, r.Seconds, r.MsgsPerSec/1e6, r.MBPerSec)
+	fmt.Fprintf(w, "lost %d, duplicates %d, reordered %d, corrupt %d\n", r.Lost, r.Duplicates, r.Reordered, r.Corrupt)
+	if r.Samples > 0 {
+		fmt.Fprintf(w, "latency (%d samples): p50 %v, p99 %v, p99.9 %v, max %v\n", r.Samples,
+			time.Duration(r.LatencyNs.P50), time.Duration(r.LatencyNs.P99), time.Duration(r.LatencyNs.P999), time.Duration(r.LatencyNs.Max))
+	}
+	for _, p := range r.PerProd {
+		fmt.Fprintf(w, "producer %d: received %d of %d, finished %v\n", p.ID, p.Received, p.Sent, p.Finished)
+	}
+}

@@ -1,0 +1,180 @@
+// Command producer opens a ring made by cmd/consumer and sends it a
+// verifiable stream: each message carries this producer's id, a sequence
+// number, a CLOCK_MONOTONIC send time and a checksum. A final message tells
+// the consumer how many were sent.
+//
+// Exit status: 0 when every message was committed; 1 when sending failed
+// part-way; 2 for usage or setup errors (such as a ring that never appeared).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/shmring/shmring"
+	"github.com/shmring/shmring/internal/ringflag"
+	"github.com/shmring/shmring/internal/stream"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("producer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		loc     ringflag.Location
+		policy  ringflag.Policy
+		count   = fs.Uint64("count", 1_000_000, "send `N` messages")
+		size    = fs.Int("size", 64, "message size in `BYTES`")
+		maxSize = fs.Int("max-size", 0, "if above -size, vary message sizes between -size and this many `BYTES`")
+		rate    = fs.Float64("rate", 0, "send at most `MSGS_PER_SEC` (0: as fast as possible)")
+		id      = fs.Uint("id", 0, "producer `ID` (0-65535) carried in every message")
+		wait    = fs.Duration("wait", 10*time.Second, "how long to wait for the ring to appear")
+		stall   = fs.Duration("stall", 30*time.Second, "give up after `DURATION` blocked on a full ring")
+	)
+	loc.Register(fs)
+	policy.Register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: producer [flags]\n\nSends a verifiable message stream into a ring created by cmd/consumer.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "producer: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	case *size < stream.MinSize:
+		fmt.Fprintf(stderr, "producer: -size %d is too small: the minimum is %d bytes, which hold the producer id, sequence number, timestamp and checksum\n", *size, stream.MinSize)
+		return 2
+	case *maxSize != 0 && *maxSize < *size:
+		fmt.Fprintf(stderr, "producer: -max-size %d is below -size %d\n", *maxSize, *size)
+		return 2
+	case *rate < 0 || *id >= stream.MaxProducers || *count >= stream.MaxSeq:
+		fmt.Fprintf(stderr, "producer: -rate must be >= 0, -id below %d, -count below %d\n", stream.MaxProducers, uint64(stream.MaxSeq))
+		return 2
+	}
+	hi := max(*size, *maxSize)
+
+	r, err := loc.Open(shmring.WithOpenWait(*wait), shmring.WithWaitPolicy(policy.WaitPolicy))
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(stderr, "producer: ring %s did not appear within %v (start cmd/consumer first): %v\n", loc, *wait, err)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "producer: %v\n", err)
+		return 2
+	}
+	defer r.Close()
+	if hi > int(r.Info().MaxMessage) {
+		fmt.Fprintf(stderr, "producer: messages of %d bytes exceed the ring's maximum of %d\n", hi, r.Info().MaxMessage)
+		return 2
+	}
+	p, err := r.Producer()
+	if err != nil {
+		fmt.Fprintf(stderr, "producer: %v\n", err)
+		return 2
+	}
+	defer p.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var blockedSince atomic.Int64 // stream.Now() when a Reserve began to wait, or 0
+	go watchdog(ctx, cancel, &blockedSince, *stall)
+
+	enc := stream.NewEncoder(uint32(*id), hi)
+	span := uint64(hi - *size + 1)
+	var interval float64
+	if *rate > 0 {
+		interval = 1e9 / *rate
+	}
+	start := stream.Now()
+	var ts int64
+	for seq := range *count {
+		n := *size + int(seq*2654435761%span)
+		flags := uint32(0)
+		// Reading the clock costs about as much as sending a small
+		// message, so at full speed one message in 64 is timed.
+		if interval > 0 || seq%64 == 0 {
+			if interval > 0 {
+				pace(start + int64(float64(seq)*interval))
+			}
+			ts, flags = stream.Now(), stream.FlagTimed
+		}
+		buf, err := reserve(ctx, p, n, &blockedSince)
+		if err != nil {
+			return fail(stderr, ctx, seq, err)
+		}
+		enc.Encode(buf, seq, ts, flags)
+		p.Commit(n)
+	}
+	buf, err := reserve(ctx, p, stream.MinSize, &blockedSince)
+	if err != nil {
+		return fail(stderr, ctx, *count, err)
+	}
+	enc.Encode(buf, *count, stream.Now(), stream.FlagFinal)
+	p.Commit(stream.MinSize)
+	return 0
+}
+
+func fail(stderr io.Writer, ctx context.Context, seq uint64, err error) int {
+	if cause := context.Cause(ctx); cause != nil {
+		err = cause
+	}
+	fmt.Fprintf(stderr, "producer: message %d: %v\n", seq, err)
+	return 1
+}
+
+// pace waits until the monotonic clock reaches target: sleeping while far
+// from it, spinning at the end, so that a fixed rate stays accurate.
+func pace(target int64) {
+	for {
+		d := target - stream.Now()
+		if d <= 0 {
+			return
+		}
+		if d > 200_000 {
+			time.Sleep(time.Duration(d - 100_000))
+		}
+	}
+}
+
+// reserve reserves n bytes, and when the ring is full records for the
+// watchdog since when it has been waiting.
+func reserve(ctx context.Context, p *shmring.Producer, n int, blockedSince *atomic.Int64) ([]byte, error) {
+	buf, err := p.TryReserve(n)
+	if !errors.Is(err, shmring.ErrFull) {
+		return buf, err
+	}
+	blockedSince.Store(stream.Now())
+	defer blockedSince.Store(0)
+	return p.Reserve(ctx, n)
+}
+
+// watchdog cancels ctx when one Reserve has waited for stall.
+func watchdog(ctx context.Context, cancel context.CancelCauseFunc, blockedSince *atomic.Int64, stall time.Duration) {
+	tick := time.NewTicker(min(stall/4, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if since := blockedSince.Load(); since != 0 && time.Duration(stream.Now()-since) >= stall {
+			cancel(fmt.Errorf("blocked for %v on a full ring: is the consumer running?", stall))
+			return
+		}
+	}
+}
