@@ -59,7 +59,7 @@ func WithCapacity(bytes uint64) Option { return func(o *options) { o.capacity = 
 // most allowed, is capacity/2 - 16.
 func WithMaxMessage(bytes int) Option {
 	return func(o *options) {
-		if bytes <= 0 || bytes > 1<<31 {
+		if bytes <= 0 || uint64(bytes) > 1<<31 {
 			o.maxMessage = 1<<32 - 1 // rejected by Create with ErrBadConfig
 			return
 		}

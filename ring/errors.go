@@ -15,7 +15,7 @@ var (
 	ErrVersion = errors.New("ring: unsupported layout version")
 	// ErrSize is returned by Attach when the memory's size disagrees with
 	// the sizes the header records.
-	ErrSize = errors.New("ring: segment size does not match its header")
+	ErrSize = errors.New("ring: segment has the wrong size")
 	// ErrBadHeader is returned by Attach when a header field is out of its
 	// valid range (capacity not a power of two, an impossible maximum
 	// message size, a zero key, and so on).

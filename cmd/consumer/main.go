@@ -62,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		shmring.WithEOF(false), // producers come and go: count their final messages
 	}
 	if maxMsg != 0 {
-		opts = append(opts, shmring.WithMaxMessage(int(min(maxMsg, 1<<31))))
+		opts = append(opts, shmring.WithMaxMessage(int(min(maxMsg, 1<<30))))
 	}
 	if *force {
 		if loc.Path != "" {

@@ -1,0 +1,262 @@
+package shmring_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shmring/shmring/internal/stream"
+)
+
+// The integration tests build cmd/producer and cmd/consumer once and run
+// them as separate processes, as a user would.
+
+var build struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func buildCommands(tb testing.TB) (producer, consumer string) {
+	tb.Helper()
+	if runtime.GOOS != "linux" {
+		tb.Skipf("the demo commands use /dev/shm; %s is covered by the package tests", runtime.GOOS)
+	}
+	build.once.Do(func() {
+		build.dir, build.err = os.MkdirTemp("", "shmring-cmds-")
+		if build.err != nil {
+			return
+		}
+		args := []string{"build", "-o", build.dir + "/"}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/producer", "./cmd/consumer")...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			build.err = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		tb.Fatal(build.err)
+	}
+	return filepath.Join(build.dir, "producer"), filepath.Join(build.dir, "consumer")
+}
+
+// run is one command in flight, with its output kept for the failure report.
+type run struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+}
+
+func start(tb testing.TB, bin string, args ...string) *run {
+	tb.Helper()
+	r := &run{cmd: exec.Command(bin, args...)}
+	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
+	if err := r.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if r.cmd.ProcessState == nil {
+			r.cmd.Process.Kill()
+			r.cmd.Wait()
+		}
+	})
+	return r
+}
+
+// wait waits for the command, at most limit, and returns its exit status.
+func (r *run) wait(tb testing.TB, limit time.Duration) int {
+	tb.Helper()
+	done := make(chan error, 1)
+	go func() { done <- r.cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode()
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return 0
+	case <-time.After(limit):
+		r.cmd.Process.Kill()
+		<-done
+		tb.Fatalf("%s did not finish within %v\nstderr:\n%s", r.cmd.Path, limit, &r.stderr)
+		return -1
+	}
+}
+
+func (r *run) String() string {
+	return fmt.Sprintf("%s\nstdout:\n%s\nstderr:\n%s", strings.Join(r.cmd.Args, " "), &r.stdout, &r.stderr)
+}
+
+func demoName(tb testing.TB) string {
+	tb.Helper()
+	name := "shmring-it-" + uuid.NewString()
+	tb.Cleanup(func() { os.Remove("/dev/shm/" + name) })
+	return name
+}
+
+// exchange runs one consumer and one producer and returns the consumer's
+// JSON summary, failing the test unless both exit 0.
+func exchange(t *testing.T, consumerArgs, producerArgs []string) stream.Result {
+	t.Helper()
+	producer, consumer := buildCommands(t)
+	c := start(t, consumer, append([]string{"-json"}, consumerArgs...)...)
+	p := start(t, producer, producerArgs...)
+	if code := p.wait(t, 5*time.Minute); code != 0 {
+		t.Fatalf("producer exited %d\n%s\nconsumer: %s", code, p, c)
+	}
+	if code := c.wait(t, time.Minute); code != 0 {
+		t.Fatalf("consumer exited %d\n%s", code, c)
+	}
+	var res stream.Result
+	if err := json.Unmarshal(c.stdout.Bytes(), &res); err != nil {
+		t.Fatalf("consumer summary: %v\n%s", err, c)
+	}
+	return res
+}
+
+func TestDemoExchange(t *testing.T) {
+	count := 1_000_000
+	if testing.Short() {
+		count = 100_000
+	}
+	for _, tc := range []struct {
+		name     string
+		count    int
+		consumer []string
+		producer []string
+		wantSize [2]int // smallest and largest message
+	}{
+		// A 64 KiB ring and sizes from 32 B to 2 KiB: it wraps every few
+		// hundred messages, at every offset.
+		{"mixed sizes, small ring", count, []string{"-capacity", "64KiB"},
+			[]string{"-size", "32", "-max-size", "2048"}, [2]int{32, 2048}},
+		// The largest message the ring accepts, and the smallest.
+		{"maximum size", count / 50, []string{"-capacity", "64KiB"},
+			[]string{"-size", "32", "-max-size", "32752"}, [2]int{32, 32752}},
+		{"spin policy", count, []string{"-capacity", "1MiB", "-policy", "spin"},
+			[]string{"-policy", "spin"}, [2]int{64, 64}},
+		{"park policy", count / 10, []string{"-capacity", "64KiB", "-policy", "park"},
+			[]string{"-policy", "park", "-size", "100"}, [2]int{100, 100}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := demoName(t)
+			res := exchange(t, append([]string{"-name", name}, tc.consumer...),
+				append([]string{"-name", name, "-count", fmt.Sprint(tc.count)}, tc.producer...))
+			if !res.OK() || res.Messages != uint64(tc.count) || res.Producers != 1 {
+				t.Fatalf("summary %+v, want %d messages, nothing lost, duplicated, reordered or corrupt", res, tc.count)
+			}
+			lo, hi := uint64(tc.wantSize[0]), uint64(tc.wantSize[1])
+			if res.Bytes < res.Messages*lo || res.Bytes > res.Messages*hi {
+				t.Fatalf("%d bytes in %d messages: outside %d..%d bytes each", res.Bytes, res.Messages, lo, hi)
+			}
+			if res.Samples == 0 || res.LatencyNs.P50 <= 0 || res.LatencyNs.Max < res.LatencyNs.P50 {
+				t.Fatalf("latency %+v from %d samples", res.LatencyNs, res.Samples)
+			}
+		})
+	}
+}
+
+func TestDemoFileBacked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ring")
+	res := exchange(t, []string{"-path", path, "-capacity", "256KiB"},
+		[]string{"-path", path, "-count", "200000", "-size", "48", "-max-size", "600"})
+	if !res.OK() || res.Messages != 200_000 {
+		t.Fatalf("summary %+v", res)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the consumer left its ring file behind: %v", err)
+	}
+}
+
+func TestDemoRate(t *testing.T) {
+	name := demoName(t)
+	start := time.Now()
+	res := exchange(t, []string{"-name", name}, []string{"-name", name, "-count", "200", "-rate", "1000"})
+	if !res.OK() || res.Messages != 200 || res.Samples != 200 {
+		t.Fatalf("summary %+v: want 200 messages, every one timed", res)
+	}
+	// 200 messages at 1000/s cannot take less than 0.199 s: the pacing works.
+	if d := time.Since(start); d < 199*time.Millisecond {
+		t.Fatalf("200 messages at 1000/s took %v", d)
+	}
+}
+
+// TestDemoBadInput checks that each kind of bad input gives its exit status
+// and a message that says what is wrong.
+func TestDemoBadInput(t *testing.T) {
+	producer, consumer := buildCommands(t)
+	missing := demoName(t)
+	garbage := filepath.Join(t.TempDir(), "garbage")
+	if err := os.WriteFile(garbage, bytes.Repeat([]byte("not a ring! "), 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tiny := filepath.Join(t.TempDir(), "tiny")
+	if err := os.WriteFile(tiny, []byte("tiny"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		bin  string
+		args []string
+		code int
+		want string
+	}{
+		{"ring never appears", producer, []string{"-name", missing, "-wait", "200ms"}, 2, missing},
+		{"size below the header", producer, []string{"-size", "16"}, 2, "minimum is 32"},
+		{"max-size below size", producer, []string{"-size", "64", "-max-size", "40"}, 2, "below -size"},
+		{"bad name", producer, []string{"-name", "../etc/passwd", "-wait", "0s"}, 2, "invalid segment name"},
+		{"capacity not a power of two", consumer, []string{"-name", missing, "-capacity", "100000"}, 2, "power of two"},
+		{"capacity unparsable", consumer, []string{"-capacity", "lots"}, 2, "byte size"},
+		{"unknown policy", consumer, []string{"-policy", "nap"}, 2, "default, spin or park"},
+		{"zero producers", consumer, []string{"-producers", "0"}, 2, "at least 1"},
+		{"not a ring", producer, []string{"-path", garbage, "-wait", "0s"}, 2, "bad magic"},
+		{"too small to be a ring", producer, []string{"-path", tiny, "-wait", "0s"}, 2, "size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := start(t, tc.bin, tc.args...)
+			if code := r.wait(t, time.Minute); code != tc.code {
+				t.Fatalf("exit status %d, want %d\n%s", code, tc.code, r)
+			}
+			if !strings.Contains(r.stderr.String(), tc.want) {
+				t.Fatalf("stderr does not mention %q\n%s", tc.want, r)
+			}
+			if strings.Contains(r.stderr.String(), "panic") {
+				t.Fatalf("panic\n%s", r)
+			}
+		})
+	}
+}
+
+// TestDemoUnfinishedProducer checks exit status 1 when a producer never
+// finishes: the consumer waits for two, one comes.
+func TestDemoUnfinishedProducer(t *testing.T) {
+	producer, consumer := buildCommands(t)
+	name := demoName(t)
+	c := start(t, consumer, "-name", name, "-producers", "2", "-idle", "500ms", "-json")
+	p := start(t, producer, "-name", name, "-count", "1000")
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("producer exited %d\n%s", code, p)
+	}
+	if code := c.wait(t, time.Minute); code != 1 {
+		t.Fatalf("consumer exited %d, want 1\n%s", code, c)
+	}
+	if !strings.Contains(c.stderr.String(), "1 of 2 producers finished") {
+		t.Fatalf("consumer does not say why\n%s", c)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package shmring_test
+
+const raceEnabled = true
