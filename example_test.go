@@ -1,0 +1,130 @@
+package shmring_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+
+	"github.com/shmring/shmring"
+)
+
+// A consumer creates a ring and a producer opens it. They would normally be
+// two processes; here they are one, to keep the example runnable.
+func Example() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "ring") // or shmring.Create("orders") for /dev/shm/orders
+
+	server, err := shmring.CreateFile(path, shmring.WithCapacity(64<<10))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer server.Close()
+	c, err := server.Consumer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	client, err := shmring.OpenFile(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	p, err := client.Producer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, msg := range []string{"buy 100 ACME", "sell 50 INITECH"} {
+		if err := p.Send(ctx, []byte(msg)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	p.Close() // the consumer sees io.EOF once the ring is drained
+
+	buf := make([]byte, c.MaxMessage())
+	for {
+		n, err := c.Recv(ctx, buf)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s\n", buf[:n])
+	}
+	// Output:
+	// buy 100 ACME
+	// sell 50 INITECH
+}
+
+// Reserve and Commit write a message in place; Peek and Release read it in
+// place. Neither side copies the payload.
+func Example_zeroCopy() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	r, err := shmring.CreateFile(filepath.Join(dir, "ring"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	p, _ := r.Producer()
+	defer p.Close()
+	c, _ := r.Consumer()
+	defer c.Close()
+	ctx := context.Background()
+
+	buf, err := p.Reserve(ctx, 64) // room for up to 64 bytes
+	if err != nil {
+		log.Fatal(err)
+	}
+	n := copy(buf, "quote ACME 101.25")
+	p.Commit(n) // publish the first n bytes
+
+	msg, err := c.Peek(ctx) // valid until Release
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s (%d bytes)\n", msg, len(msg))
+	c.Release()
+	// Output: quote ACME 101.25 (17 bytes)
+}
+
+// TrySend and TryRecv never wait: they report ErrFull and ErrEmpty.
+func Example_nonBlocking() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	r, err := shmring.CreateFile(filepath.Join(dir, "ring"), shmring.WithCapacity(256), shmring.WithMaxMessage(100))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	p, _ := r.Producer()
+	defer p.Close()
+	c, _ := r.Consumer()
+	defer c.Close()
+
+	sent := 0
+	for p.TrySend(make([]byte, 100)) == nil {
+		sent++
+	}
+	fmt.Println("sent before full:", sent, errors.Is(p.TrySend(make([]byte, 100)), shmring.ErrFull))
+	fmt.Println("too large:", errors.Is(p.TrySend(make([]byte, 101)), shmring.ErrTooLarge))
+	got := 0
+	for {
+		if _, err := c.TryRecv(make([]byte, 100)); errors.Is(err, shmring.ErrEmpty) {
+			break
+		}
+		got++
+	}
+	fmt.Println("received:", got)
+	// Output:
+	// sent before full: 2 true
+	// too large: true
+	// received: 2
+}
