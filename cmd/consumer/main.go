@@ -196,8 +196,12 @@ func printSummary(w io.Writer, r stream.Result) {
 	if !r.OK() {
 		status = "FAILED"
 	}
-	fmt.Fprintf(w, "%s: %d messages, %d bytes from %d producers in %.3fs: %.2f M msg/s, %.1f MB/s\n",
-		status, r.Messages, r.Bytes, r.Producers, r.Seconds, r.MsgsPerSec/1e6, r.MBPerSec)
+	rate := fmt.Sprintf("%.2f M msg/s", r.MsgsPerSec/1e6)
+	if r.MsgsPerSec < 1e5 {
+		rate = fmt.Sprintf("%.0f msg/s", r.MsgsPerSec)
+	}
+	fmt.Fprintf(w, "%s: %d messages, %d bytes from %d producers in %.3fs: %s, %.1f MB/s\n",
+		status, r.Messages, r.Bytes, r.Producers, r.Seconds, rate, r.MBPerSec)
 	fmt.Fprintf(w, "lost %d, duplicates %d, reordered %d, corrupt %d\n", r.Lost, r.Duplicates, r.Reordered, r.Corrupt)
 	if r.Samples > 0 {
 		fmt.Fprintf(w, "latency (%d samples): p50 %v, p99 %v, p99.9 %v, max %v\n", r.Samples,
