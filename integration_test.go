@@ -260,3 +260,42 @@ func TestDemoUnfinishedProducer(t *testing.T) {
 		t.Fatalf("consumer does not say why\n%s", c)
 	}
 }
+
+// TestDemoForce checks that -force replaces a stale ring and refuses to
+// delete a file that is not one.
+func TestDemoForce(t *testing.T) {
+	_, consumer := buildCommands(t)
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "stale")
+	old := start(t, consumer, "-path", stale, "-idle", "100ms")
+	// Kill the consumer once its ring exists, leaving the file behind.
+	for deadline := time.Now().Add(time.Minute); ; {
+		if _, err := os.Stat(stale); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ring never appeared\n%s", old)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	old.cmd.Process.Kill()
+	old.wait(t, time.Minute)
+	if c := start(t, consumer, "-path", stale); c.wait(t, time.Minute) != 2 {
+		t.Fatalf("without -force a stale ring must be refused\n%s", c)
+	}
+	res := exchange(t, []string{"-path", stale, "-force"}, []string{"-path", stale, "-count", "1000"})
+	if !res.OK() || res.Messages != 1000 {
+		t.Fatalf("summary %+v", res)
+	}
+	notRing := filepath.Join(dir, "precious")
+	if err := os.WriteFile(notRing, bytes.Repeat([]byte("keep me "), 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := start(t, consumer, "-path", notRing, "-force")
+	if code := c.wait(t, time.Minute); code != 2 || !strings.Contains(c.stderr.String(), "not a ring") {
+		t.Fatalf("exit %d, want 2 and a refusal\n%s", code, c)
+	}
+	if _, err := os.Stat(notRing); err != nil {
+		t.Fatalf("-force deleted a file that is not a ring: %v", err)
+	}
+}

@@ -446,3 +446,54 @@ func TestAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestWakeOnlySleepers checks the doorbell rule: no wake system call while
+// the consumer is awake (spinning), and wake calls when it sleeps.
+func TestWakeOnlySleepers(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		policy    WaitPolicy
+		wantWakes bool
+	}{
+		{"spinning consumer", SpinWaitPolicy, false},
+		{"sleeping consumer", WaitPolicy{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := heapRing(t, Config{Capacity: 1 << 16})
+			p, c := pair(t, r, ConsumerOptions{Wait: tc.policy, EOF: true})
+			const count = 20_000
+			go func() {
+				msg := make([]byte, 32)
+				for seq := range uint64(count) {
+					fill(msg, seq)
+					if err := p.Send(context.Background(), msg); err != nil {
+						t.Error(err)
+					}
+					if seq%100 == 0 {
+						runtime.Gosched() // let the consumer catch up and wait
+					}
+				}
+				p.Close()
+			}()
+			buf := make([]byte, 32)
+			for seq := uint64(0); ; seq++ {
+				n, err := c.Recv(context.Background(), buf)
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				check(t, buf[:n], seq, 32)
+			}
+			wakes := atomic.LoadUint64(r.u64(r.slot(0) + slotWakes))
+			parks := atomic.LoadUint64(r.u64(offConsumer + consParks))
+			if !tc.wantWakes && (wakes != 0 || parks != 0) {
+				t.Fatalf("%d wake calls and %d sleeps with a consumer that never sleeps", wakes, parks)
+			}
+			if tc.wantWakes && (wakes == 0 || parks == 0) {
+				t.Fatalf("%d wake calls and %d sleeps with a consumer that always sleeps", wakes, parks)
+			}
+		})
+	}
+}

@@ -65,10 +65,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		opts = append(opts, shmring.WithMaxMessage(int(min(maxMsg, 1<<30))))
 	}
 	if *force {
-		if loc.Path != "" {
-			os.Remove(loc.Path)
-		} else {
-			shmring.Remove(loc.Name)
+		if err := removeStale(loc); err != nil {
+			fmt.Fprintf(stderr, "consumer: -force: %v\n", err)
+			return 2
 		}
 	}
 	r, err := loc.Create(opts...)
@@ -146,6 +145,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// removeStale removes the ring at loc, but only if it is a ring (or a
+// segment whose creator never finished it): -force must not delete an
+// unrelated file given by mistake.
+func removeStale(loc ringflag.Location) error {
+	old, err := loc.Open(shmring.WithInitWait(10 * time.Millisecond))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err == nil:
+		old.Close()
+	case !errors.Is(err, shmring.ErrNotReady):
+		return fmt.Errorf("not removing %s, which is not a ring: %w", loc, err)
+	}
+	if loc.Path != "" {
+		return os.Remove(loc.Path)
+	}
+	return shmring.Remove(loc.Name)
 }
 
 // watchdog cancels ctx when the ring has been empty for idle.
