@@ -94,7 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	var received atomic.Uint64 // messages so far, updated every 1024 and when idle
 	var idleSince atomic.Int64 // stream.Now() when the ring was found empty, or 0
-	go watchdog(ctx, cancel, &idleSince, *idle)
+	go stream.Watchdog(ctx, cancel, &idleSince, *idle, fmt.Errorf("no message for %v", *idle))
 	if isTerminal(stderr) {
 		go progress(ctx, stderr, &received)
 	}
@@ -164,23 +164,6 @@ func removeStale(loc ringflag.Location) error {
 		return os.Remove(loc.Path)
 	}
 	return shmring.Remove(loc.Name)
-}
-
-// watchdog cancels ctx when the ring has been empty for idle.
-func watchdog(ctx context.Context, cancel context.CancelCauseFunc, idleSince *atomic.Int64, idle time.Duration) {
-	tick := time.NewTicker(min(idle/4, time.Second))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if since := idleSince.Load(); since != 0 && time.Duration(stream.Now()-since) >= idle {
-			cancel(fmt.Errorf("no message for %v", idle))
-			return
-		}
-	}
 }
 
 func progress(ctx context.Context, w io.Writer, received *atomic.Uint64) {

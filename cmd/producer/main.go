@@ -91,7 +91,7 @@ func run(args []string, stderr io.Writer) int {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var blockedSince atomic.Int64 // stream.Now() when a Reserve began to wait, or 0
-	go watchdog(ctx, cancel, &blockedSince, *stall)
+	go stream.Watchdog(ctx, cancel, &blockedSince, *stall, fmt.Errorf("blocked for %v on a full ring: is the consumer running?", *stall))
 
 	enc := stream.NewEncoder(uint32(*id), hi)
 	span := uint64(hi - *size + 1)
@@ -160,21 +160,4 @@ func reserve(ctx context.Context, p *shmring.Producer, n int, blockedSince *atom
 	blockedSince.Store(stream.Now())
 	defer blockedSince.Store(0)
 	return p.Reserve(ctx, n)
-}
-
-// watchdog cancels ctx when one Reserve has waited for stall.
-func watchdog(ctx context.Context, cancel context.CancelCauseFunc, blockedSince *atomic.Int64, stall time.Duration) {
-	tick := time.NewTicker(min(stall/4, time.Second))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if since := blockedSince.Load(); since != 0 && time.Duration(stream.Now()-since) >= stall {
-			cancel(fmt.Errorf("blocked for %v on a full ring: is the consumer running?", stall))
-			return
-		}
-	}
 }
