@@ -11,9 +11,11 @@ import (
 // is not safe for concurrent use: one goroutine at a time may call its
 // methods. It must not be copied.
 //
-// A consumer that crashes is replaced by opening a new one: it resumes at
-// the last head the old one published, so nothing committed is lost, and
-// messages the old one had read since that publication are delivered again.
+// A new consumer resumes at the last head the previous one published, so
+// nothing committed is lost. After Close that is exactly where it stopped.
+// After a crash (which today leaves the ring marked as having a consumer, so
+// a new one gets ErrConsumerBusy until liveness detection lands), messages
+// the dead one had read since its last publication would be delivered again.
 type Consumer struct {
 	c    *ring.Consumer
 	ring *Ring
