@@ -210,18 +210,18 @@ func (p *Producer) commit(n uint32) {
 // Send copies msg into the ring, waiting for space as the policy says.
 func (p *Producer) Send(ctx context.Context, msg []byte) error {
 	buf, err := p.Reserve(ctx, len(msg))
-	if err != nil {
-		return err
-	}
-	copy(buf, msg)
-	p.resv = false
-	p.commit(uint32(len(msg)))
-	return nil
+	return p.copyCommit(buf, msg, err)
 }
 
 // TrySend copies msg into the ring if there is room now, else returns ErrFull.
 func (p *Producer) TrySend(msg []byte) error {
 	buf, err := p.TryReserve(len(msg))
+	return p.copyCommit(buf, msg, err)
+}
+
+// copyCommit finishes Send and TrySend: it fills the reservation and
+// commits it, unless reserving failed.
+func (p *Producer) copyCommit(buf, msg []byte, err error) error {
 	if err != nil {
 		return err
 	}
