@@ -64,6 +64,8 @@ type Segment struct {
 	mu   sync.Mutex // guards mem and file
 	mem  []byte     // the original mapping, unmapped by Close
 	file *os.File   // kept open for byte-range locks on the segment
+
+	locks map[int64]bool // liveness locks this Segment holds (lock.go)
 }
 
 // ValidateName reports whether name is acceptable as a segment name, with a
@@ -184,8 +186,9 @@ func (s *Segment) Close() error {
 		s.mem = nil
 	}
 	if s.file != nil {
-		errs = append(errs, s.file.Close())
+		errs = append(errs, s.file.Close()) // releases every lock it holds
 		s.file = nil
+		s.locks = nil
 	}
 	return errors.Join(errs...)
 }
