@@ -53,6 +53,9 @@ var (
 	// ErrConsumerBusy is returned by Consumer when another consumer is
 	// attached.
 	ErrConsumerBusy = ring.ErrConsumerBusy
+	// ErrConsumerDead is returned by a Producer waiting for room when the
+	// consumer has died (see WithLiveness and WithWaitForConsumer).
+	ErrConsumerDead = ring.ErrConsumerDead
 	// ErrNotSupported is returned on systems where shared-memory segments
 	// are not implemented yet.
 	ErrNotSupported = shm.ErrNotSupported

@@ -39,6 +39,12 @@ type options struct {
 	eof        bool
 	openWait   time.Duration
 	initWait   time.Duration
+
+	multi        bool
+	slots        uint32
+	liveness     time.Duration
+	waitConsumer bool
+	eofAfter     uint64
 }
 
 func defaultOptions() options {
@@ -88,3 +94,38 @@ func WithOpenWait(d time.Duration) Option { return func(o *options) { o.openWait
 // initialising it (default DefaultInitWait). A creator that died half-way is
 // reported with ErrNotReady after this bound.
 func WithInitWait(d time.Duration) Option { return func(o *options) { o.initWait = d } }
+
+// WithMultiProducer makes a new ring accept several producers at once, in any
+// processes: each claims space with a compare-and-swap on the shared tail. A
+// single-producer ring (the default) has no compare-and-swap on its fast
+// path, and a second producer gets ErrProducerBusy.
+func WithMultiProducer() Option { return func(o *options) { o.multi = true } }
+
+// WithSlots sets how many producers a new multi-producer ring admits at once
+// (default ring.DefaultSlots, 64; at most ring.MaxSlots).
+func WithSlots(n int) Option {
+	return func(o *options) {
+		if n <= 0 || n > ring.MaxSlots {
+			n = ring.MaxSlots + 1 // rejected by Create with ErrBadConfig
+		}
+		o.slots = uint32(n)
+	}
+}
+
+// WithLiveness sets how often a blocked Producer or Consumer checks whether
+// its peers are alive (default ring.DefaultLiveness, 100 ms). A dead peer is
+// noticed within about twice this: the consumer then frees a dead producer's
+// slot and skips the claim it left unfinished, and a producer waiting for
+// room returns ErrConsumerDead. Death is proven by the kernel's release of
+// the peer's lock, never by a timeout: a stopped peer is waited for.
+func WithLiveness(d time.Duration) Option { return func(o *options) { o.liveness = d } }
+
+// WithWaitForConsumer makes a Producer waiting for room keep waiting when the
+// consumer has died, until a new consumer drains the ring or the context
+// ends, instead of returning ErrConsumerDead.
+func WithWaitForConsumer() Option { return func(o *options) { o.waitConsumer = true } }
+
+// WithEOFAfter makes the Consumer's io.EOF wait until at least n producers
+// have attached since the ring was created (default 1): for a consumer
+// that expects n producers that may start at different times.
+func WithEOFAfter(n int) Option { return func(o *options) { o.eofAfter = uint64(max(n, 1)) } }

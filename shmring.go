@@ -127,6 +127,8 @@ func create(o options, name string, newSeg func(int64) (*shm.Segment, error)) (*
 	cfg := ring.Config{
 		Capacity:        o.capacity,
 		MaxMessage:      o.maxMessage,
+		Slots:           o.slots,
+		MultiProducer:   o.multi,
 		Key:             binary.LittleEndian.Uint64(key[:]),
 		UUID:            uuid.New(),
 		CreatorPID:      uint32(os.Getpid()),
@@ -146,6 +148,7 @@ func create(o options, name string, newSeg func(int64) (*shm.Segment, error)) (*
 		seg.Close()
 		return nil, err
 	}
+	r.SetLocker(seg)
 	return &Ring{seg: seg, r: r, opts: o, name: name, refs: 1}, nil
 }
 
@@ -159,6 +162,7 @@ func open(o options, name string, openSeg func() (*shm.Segment, error)) (*Ring, 
 		if err == nil {
 			r, aerr := ring.Attach(seg.Bytes())
 			if aerr == nil {
+				r.SetLocker(seg)
 				return &Ring{seg: seg, r: r, opts: o, name: name, refs: 1}, nil
 			}
 			seg.Close()
@@ -190,7 +194,7 @@ func (r *Ring) Producer() (*Producer, error) {
 	if err := r.acquire(); err != nil {
 		return nil, err
 	}
-	p, err := r.r.NewProducer(r.opts.wait)
+	p, err := r.r.NewProducer(ring.ProducerOptions{Wait: r.opts.wait, Liveness: r.opts.liveness, WaitForConsumer: r.opts.waitConsumer})
 	if err != nil {
 		r.release()
 		return nil, fmt.Errorf("ring %s: producer: %w", r.name, err)
@@ -204,7 +208,7 @@ func (r *Ring) Consumer() (*Consumer, error) {
 	if err := r.acquire(); err != nil {
 		return nil, err
 	}
-	c, err := r.r.NewConsumer(ring.ConsumerOptions{Wait: r.opts.wait, EOF: r.opts.eof})
+	c, err := r.r.NewConsumer(ring.ConsumerOptions{Wait: r.opts.wait, EOF: r.opts.eof, EOFAfter: r.opts.eofAfter, Liveness: r.opts.liveness})
 	if err != nil {
 		r.release()
 		return nil, fmt.Errorf("ring %s: consumer: %w", r.name, err)

@@ -6,11 +6,17 @@ import (
 	"io"
 	"os"
 	"sync/atomic"
-	"unsafe"
+	"time"
 )
 
 // Consumer reads messages from a ring. There is at most one per ring at a
-// time.
+// time, enforced by its liveness lock.
+//
+// Delivery is exactly once while the consumer lives. When it dies, a new
+// consumer resumes at the head it last published, which it publishes after
+// every capacity/8 bytes and whenever it finds the ring empty: messages the
+// dead consumer had read since then are delivered again (at least once).
+// Nothing committed is ever lost.
 //
 // A Consumer is not safe for concurrent use: one goroutine at a time may call
 // its methods. It must not be copied.
@@ -26,11 +32,14 @@ type Consumer struct {
 	viewNext uint64
 	viewLen  uint64
 
-	eof    bool // report io.EOF once producers came and went, and drained
-	wait   waiter
-	closed bool
+	eof      bool   // report io.EOF once producers came and went, and drained
+	eofAfter uint64 // ... at least this many of them
+	wait     waiter
+	closed   bool
 
-	messages, bytes, wakes uint64 // mirrored into the consumer line
+	empties uint32 // empty polls, to look at the peers now and then
+
+	messages, bytes, wakes, recovered, reaped uint64 // mirrored into the consumer line
 }
 
 // ConsumerOptions tune a Consumer.
@@ -41,19 +50,35 @@ type ConsumerOptions struct {
 	// attached, none is attached now, and the ring is drained. Without it
 	// the consumer waits for new producers.
 	EOF bool
+	// EOFAfter delays io.EOF until at least this many producers have
+	// attached since the ring was created (zero means one).
+	EOFAfter uint64
+	// Liveness is how often the consumer, while it finds nothing to read,
+	// looks for dead producers: it frees their slots (which the io.EOF
+	// rule counts as detached) and, on a multi-producer ring, skips a
+	// claim a dead producer left unfinished at the head. Zero means
+	// DefaultLiveness. The ring goes on within about twice this after a
+	// producer dies.
+	Liveness time.Duration
 }
 
 // NewConsumer attaches the ring's consumer and resumes at the published head:
 // a consumer that replaces a dead one loses nothing that was committed.
 func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
-	state := r.u32(offConsumer + consState)
-	if !atomic.CompareAndSwapUint32(state, 0, consAttached) {
+	ok, err := r.locker.TryLock(offConsumer)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
 		return nil, ErrConsumerBusy
 	}
 	head, tail := atomic.LoadUint64(r.head), atomic.LoadUint64(r.tail)
 	if head > tail || tail-head > r.capacity || head%RecordAlign != 0 {
-		atomic.StoreUint32(state, 0)
+		r.locker.Unlock(offConsumer)
 		return nil, fmt.Errorf("%w: head %d and tail %d are more than a capacity (%d) apart", ErrCorrupt, head, tail, r.capacity)
+	}
+	if o.Liveness <= 0 {
+		o.Liveness = DefaultLiveness
 	}
 	c := &Consumer{
 		r:         r,
@@ -61,12 +86,20 @@ func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
 		published: head,
 		batch:     max(r.capacity/8, RecordAlign),
 		eof:       o.EOF,
-		wait:      waiter{policy: o.Wait, barrier: barrierAvailable(), parks: r.u64(offConsumer + consParks)},
+		eofAfter:  max(o.EOFAfter, 1),
+		wait:      waiter{policy: o.Wait, barrier: barrierAvailable(), parks: r.u64(offConsumer + consParks), every: o.Liveness},
 		messages:  atomic.LoadUint64(r.u64(offConsumer + consMessages)),
 		bytes:     atomic.LoadUint64(r.u64(offConsumer + consBytes)),
 		wakes:     atomic.LoadUint64(r.u64(offConsumer + consWakes)),
+		recovered: atomic.LoadUint64(r.u64(offConsumer + consRecovered)),
+		reaped:    atomic.LoadUint64(r.u64(offConsumer + consReaped)),
 	}
+	c.wait.check = c.maintain
 	c.wait.nparks = atomic.LoadUint64(c.wait.parks)
+	// A predecessor marked attached died: its lock is ours now. Either way
+	// the line is ours; the generation tells producers it changed hands.
+	atomic.AddUint64(r.u64(offConsumer+consGen), 1)
+	atomic.StoreUint32(r.u32(offConsumer+consState), consAttached)
 	atomic.StoreUint32(r.u32(offConsumer+consPID), uint32(os.Getpid()))
 	return c, nil
 }
@@ -74,44 +107,26 @@ func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
 // MaxMessage returns the largest message the ring carries.
 func (c *Consumer) MaxMessage() int { return int(c.r.maxMessage) }
 
-// next looks for the committed record at the head. It returns the payload's
-// offset in the data area, its length, and the position after the record;
-// ok is false when nothing is committed there yet.
+// next looks for the committed message at the head, consuming any padding
+// before it. It returns the payload's offset in the data area, its length,
+// and the position after the record; ok is false when nothing is committed
+// there yet.
 func (c *Consumer) next() (off, n, after uint64, ok bool, err error) {
-	r := c.r
-	pos := c.head
-	for range 2 { // at most one padding record before a message
-		off = pos & r.mask
-		rem := r.capacity - off
-		if rem < RecordHeaderSize {
-			pos += rem // the gap rule: too small for a header, skipped
-			off, rem = 0, r.capacity
+	for range maxPaddingRun {
+		rec, ok, err := c.r.recordAt(c.head)
+		if !ok || err != nil {
+			return 0, 0, 0, false, err
 		}
-		hdr := unsafe.Pointer(&r.data[off])
-		if atomic.LoadUint64((*uint64)(unsafe.Add(hdr, recStamp))) != pos^r.key {
-			return 0, 0, 0, false, nil
+		if rec.typ == KindMessage {
+			return rec.pos&c.r.mask + RecordHeaderSize, rec.length, rec.after, true, nil
 		}
-		// The stamp was loaded with acquire semantics, so the header
-		// words written before it are visible now. Load each once.
-		length := uint64(*(*uint32)(hdr))
-		kind := *(*uint32)(unsafe.Add(hdr, recKind))
-		switch kind & kindTypeMask {
-		case KindMessage:
-			if length > uint64(r.maxMessage) || recordSize(length) > rem {
-				return 0, 0, 0, false, fmt.Errorf("%w: record at position %d claims %d bytes (max %d, %d left before the end)", ErrCorrupt, pos, length, r.maxMessage, rem-RecordHeaderSize)
-			}
-			return off + RecordHeaderSize, length, pos + recordSize(length), true, nil
-		case KindPadding:
-			if length != rem-RecordHeaderSize {
-				return 0, 0, 0, false, fmt.Errorf("%w: padding at position %d is %d bytes, %d remain before the end", ErrCorrupt, pos, length, rem-RecordHeaderSize)
-			}
-			pos += rem
-		default:
-			return 0, 0, 0, false, fmt.Errorf("%w: record at position %d has kind %#x", ErrCorrupt, pos, kind)
-		}
+		c.head = rec.after // padding: consumed, no message
 	}
-	return 0, 0, 0, false, fmt.Errorf("%w: padding follows padding at position %d", ErrCorrupt, pos)
+	return 0, 0, 0, false, nil // a long run of padding: the caller looks again
 }
+
+// maxPaddingRun bounds the padding records one look consumes.
+const maxPaddingRun = 64
 
 // advance consumes records up to pos and publishes the head when a batch is
 // complete.
@@ -159,6 +174,13 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 	if c.head != c.published {
 		c.publish()
 	}
+	if c.empties++; c.empties%256 == 0 {
+		// Callers that never block (TryPeek in a loop) look at the
+		// peers too; blocking calls do it from the waiter.
+		if err := c.wait.checkDue(); err != nil {
+			return 0, 0, 0, false, err
+		}
+	}
 	if c.eof && c.producersGone() {
 		// A producer commits before it detaches: look once more.
 		if off, n, after, ok, err = c.next(); ok || err != nil {
@@ -174,7 +196,7 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 // other order.
 func (c *Consumer) producersGone() bool {
 	r := c.r
-	return atomic.LoadUint64(r.u64(offProducers+prodsAttaches)) > 0 &&
+	return atomic.LoadUint64(r.u64(offProducers+prodsAttaches)) >= c.eofAfter &&
 		atomic.LoadUint32(r.u32(offProducers+prodsAttached)) == 0
 }
 
@@ -271,5 +293,22 @@ func (c *Consumer) Close() error {
 	c.closed = true
 	atomic.StoreUint32(c.r.u32(offConsumer+consPID), 0)
 	atomic.StoreUint32(c.r.u32(offConsumer+consState), 0)
-	return nil
+	return c.r.locker.Unlock(offConsumer)
+}
+
+// maintain looks after the dead producers: on a multi-producer ring it skips
+// a dead producer's unfinished claim at the head, and it frees the slots of
+// dead producers whose claims are settled.
+func (c *Consumer) maintain() error {
+	if c.r.multi() {
+		if _, err := c.recoverHead(); err != nil {
+			return err
+		}
+	}
+	n, err := c.r.reap(c.head)
+	if n > 0 {
+		c.reaped += uint64(n)
+		storeRelease64(c.r.u64(offConsumer+consReaped), c.reaped)
+	}
+	return err
 }

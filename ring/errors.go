@@ -42,6 +42,11 @@ var (
 	ErrProducerBusy = errors.New("ring: no free producer slot")
 	// ErrConsumerBusy is returned when another consumer is attached.
 	ErrConsumerBusy = errors.New("ring: another consumer is attached")
+	// ErrConsumerDead is returned by a producer waiting for room when the
+	// ring's consumer has died (its liveness lock was released while it was
+	// still marked attached), unless the producer was told to wait for a
+	// new consumer.
+	ErrConsumerDead = errors.New("ring: the consumer died")
 	// ErrClosed is returned by calls on a closed Producer or Consumer; it
 	// wraps os.ErrClosed.
 	ErrClosed = fmt.Errorf("ring: producer or consumer: %w", os.ErrClosed)

@@ -33,7 +33,7 @@ func heapRing(tb testing.TB, c Config) *Ring {
 
 func pair(tb testing.TB, r *Ring, o ConsumerOptions) (*Producer, *Consumer) {
 	tb.Helper()
-	p, err := r.NewProducer(o.Wait)
+	p, err := r.NewProducer(ProducerOptions{Wait: o.Wait})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -72,12 +72,15 @@ const (
 
 // Fields of the consumer line, relative to offConsumer.
 const (
-	consState    = 0  // uint32: 0 none, 1 attached
-	consPID      = 4  // uint32
-	consMessages = 8  // uint64
-	consBytes    = 16 // uint64
-	consParks    = 24 // uint64: times the consumer slept on the data bell
-	consWakes    = 32 // uint64: wake system calls made on the space bell
+	consState     = 0  // uint32: 0 none, 1 attached
+	consPID       = 4  // uint32
+	consMessages  = 8  // uint64
+	consBytes     = 16 // uint64
+	consParks     = 24 // uint64: times the consumer slept on the data bell
+	consWakes     = 32 // uint64: wake system calls made on the space bell
+	consRecovered = 40 // uint64: claims of dead producers skipped
+	consReaped    = 48 // uint64: slots of dead producers freed
+	consGen       = 56 // uint64: consumer attaches since creation
 )
 
 // Fields of the producers' shared line, relative to offProducers.
@@ -113,6 +116,10 @@ const (
 const (
 	KindMessage uint32 = 1
 	KindPadding uint32 = 2
+	// KindSlack, on a message, says that 8 unused bytes follow its record:
+	// a multi-producer commit shorter than its reservation leaves them when
+	// they are too few for a padding record.
+	KindSlack uint32 = 1 << 8
 )
 
 // Fields of a record header, relative to the record's start.
@@ -126,6 +133,7 @@ const (
 	slotAttached  = 1
 	consAttached  = 1
 	kindTypeMask  = 0xff
+	kindFlagMask  = 0xff00
 	kindSlotShift = 16
 )
 

@@ -3,31 +3,34 @@ package ring
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
-// Producer writes messages into a ring. It owns one producer slot from
-// NewProducer until Close.
+// Producer writes messages into a ring. It owns one producer slot, and the
+// slot's liveness lock, from NewProducer until Close.
 //
 // A Producer is not safe for concurrent use: one goroutine at a time may call
-// its methods (several goroutines need several Producers, on a multi-producer
-// ring, or a lock of their own). It must not be copied.
+// its methods. Several goroutines or processes that send into one ring need
+// one Producer each, on a multi-producer ring. It must not be copied.
 type Producer struct {
 	r       *Ring
 	slot    uint32
 	slotOff uint64
 	kind    uint32 // KindMessage with the slot in its high bits
+	multi   bool   // claims by compare-and-swap on the shared tail
 
-	tail uint64 // next position to write, owned by this producer
+	tail uint64 // single producer: next position to write, owned by this producer
 	head uint64 // cached consumer head: reloaded only when the ring looks full
 
 	// The reservation in progress: resvPos is where its record starts,
-	// resvLen the payload length reserved.
-	resv    bool
-	resvPos uint64
-	resvLen uint32
+	// resvLen the payload length reserved. On a multi-producer ring the
+	// claim is [claimPos, resvPos+recordSize(resvLen)), padding first.
+	resv     bool
+	resvPos  uint64
+	resvLen  uint32
+	claimPos uint64
 
 	wait   waiter
 	closed bool
@@ -37,32 +40,62 @@ type Producer struct {
 	fence uint64 // target of the full fence when futex.Barrier is missing
 }
 
-// NewProducer attaches a producer to the ring, taking a free slot, and
-// resumes at the published tail.
-func (r *Ring) NewProducer(policy WaitPolicy) (*Producer, error) {
-	if r.flags&FlagMultiProducer != 0 {
-		return nil, fmt.Errorf("%w: multi-producer rings are not implemented yet", ErrBadHeader)
+// ProducerOptions tune a Producer.
+type ProducerOptions struct {
+	// Wait is the policy of blocking calls.
+	Wait WaitPolicy
+	// Liveness is how often a producer waiting for room checks that the
+	// consumer is alive. Zero means DefaultLiveness.
+	Liveness time.Duration
+	// WaitForConsumer keeps a producer waiting for room when the consumer
+	// has died, for a new consumer to drain the ring. Without it the wait
+	// ends with ErrConsumerDead.
+	WaitForConsumer bool
+}
+
+// NewProducer attaches a producer to the ring, taking a free slot (or the
+// slot of a dead producer with nothing in flight). A single producer resumes
+// after the last record committed; producers on a multi-producer ring claim
+// space at the shared tail.
+func (r *Ring) NewProducer(o ProducerOptions) (*Producer, error) {
+	slot, err := r.attachSlot()
+	if err != nil {
+		return nil, err
 	}
-	// A single-producer ring has one writer at a time: slot 0.
-	p := &Producer{r: r, slot: 0, slotOff: r.slot(0)}
-	if !atomic.CompareAndSwapUint32(r.u32(p.slotOff+slotState), 0, slotAttached) {
-		return nil, ErrProducerBusy
-	}
+	p := &Producer{r: r, slot: slot, slotOff: r.slot(slot), multi: r.multi()}
 	p.kind = KindMessage | p.slot<<kindSlotShift
 	tail, head := atomic.LoadUint64(r.tail), atomic.LoadUint64(r.head)
 	if head > tail || tail-head > r.capacity || tail%RecordAlign != 0 {
-		atomic.StoreUint32(r.u32(p.slotOff+slotState), 0)
+		r.detachSlot(slot)
 		return nil, fmt.Errorf("%w: head %d and tail %d are more than a capacity (%d) apart", ErrCorrupt, head, tail, r.capacity)
 	}
+	if !p.multi {
+		// A predecessor may have died between committing a record and
+		// publishing the tail: resume after what is committed.
+		if tail, err = r.skipCommitted(tail, head); err != nil {
+			r.detachSlot(slot)
+			return nil, err
+		}
+		storeRelease64(r.tail, tail)
+	}
+	if o.Liveness <= 0 {
+		o.Liveness = DefaultLiveness
+	}
 	p.tail, p.head = tail, head
-	p.wait = waiter{policy: policy, barrier: barrierAvailable(), parks: r.u64(p.slotOff + slotParks)}
-	atomic.StoreUint32(r.u32(p.slotOff+slotPID), uint32(os.Getpid()))
-	atomic.AddUint64(r.u64(p.slotOff+slotGen), 1)
-	// Attached first: a consumer that sees the attach count move must
-	// also see this producer attached, or it would report io.EOF early.
-	atomic.AddUint32(r.u32(offProducers+prodsAttached), 1)
-	atomic.AddUint64(r.u64(offProducers+prodsAttaches), 1)
+	p.wait = waiter{policy: o.Wait, barrier: barrierAvailable(), parks: r.u64(p.slotOff + slotParks), every: o.Liveness}
+	if !o.WaitForConsumer {
+		p.wait.check = p.checkConsumer
+	}
 	return p, nil
+}
+
+// checkConsumer ends a wait for room when the consumer has died.
+func (p *Producer) checkConsumer() error {
+	dead, err := p.r.consumerDead()
+	if err == nil && dead {
+		err = ErrConsumerDead
+	}
+	return err
 }
 
 // MaxMessage returns the largest message the ring accepts.
@@ -119,10 +152,13 @@ func (p *Producer) reserved(n int, err error) ([]byte, error) {
 	return p.r.data[off : off+uint64(n) : off+uint64(n)], nil
 }
 
-// claim makes room for a record of rec bytes at the tail, writing padding
+// claim makes room for a record of rec bytes at the tail, with padding
 // first if the record would cross the end of the data area. It reports false
 // when the ring is full. On success p.resvPos is where the record starts.
 func (p *Producer) claim(rec uint64) (bool, error) {
+	if p.multi {
+		return p.claimMulti(rec)
+	}
 	r := p.r
 	pos := p.tail
 	off := pos & r.mask
@@ -172,12 +208,16 @@ func (p *Producer) Commit(n int) error {
 	return nil
 }
 
-// Abort drops the reservation; nothing of it becomes visible.
+// Abort drops the reservation; no message of it becomes visible. (On a
+// multi-producer ring its space was claimed already and becomes padding.)
 func (p *Producer) Abort() error {
 	if !p.resv {
 		return ErrNoReservation
 	}
 	p.resv = false
+	if p.multi {
+		p.abortMulti()
+	}
 	return nil
 }
 
@@ -185,13 +225,17 @@ func (p *Producer) Abort() error {
 // tail and rings the data doorbell if the consumer may be asleep.
 func (p *Producer) commit(n uint32) {
 	r := p.r
-	pos := p.resvPos
-	hdr := unsafe.Pointer(&r.data[pos&r.mask])
-	*(*uint32)(hdr) = n
-	*(*uint32)(unsafe.Add(hdr, recKind)) = p.kind
-	storeRelease64((*uint64)(unsafe.Add(hdr, recStamp)), pos^r.key)
-	p.tail = pos + recordSize(uint64(n))
-	storePlain64(r.tail, p.tail)
+	if p.multi {
+		p.commitMulti(n)
+	} else {
+		pos := p.resvPos
+		hdr := unsafe.Pointer(&r.data[pos&r.mask])
+		*(*uint32)(hdr) = n
+		*(*uint32)(unsafe.Add(hdr, recKind)) = p.kind
+		storeRelease64((*uint64)(unsafe.Add(hdr, recStamp)), pos^r.key)
+		p.tail = pos + recordSize(uint64(n))
+		storePlain64(r.tail, p.tail)
+	}
 	p.messages++
 	p.bytes += uint64(n)
 	storePlain64(r.u64(p.slotOff+slotMessages), p.messages)
@@ -231,18 +275,17 @@ func (p *Producer) copyCommit(buf, msg []byte, err error) error {
 	return nil
 }
 
-// Close drops any reservation, detaches from the ring and frees the slot. A
-// consumer waiting for data is woken so that it can see the detach. Close is
-// idempotent.
+// Close aborts any reservation, detaches from the ring and frees the slot
+// and its lock. A consumer waiting for data is woken so that it can see the
+// detach. Close is idempotent.
 func (p *Producer) Close() error {
 	if p.closed {
 		return nil
 	}
-	p.closed, p.resv = true, false
-	r := p.r
-	atomic.StoreUint32(r.u32(p.slotOff+slotPID), 0)
-	atomic.AddUint32(r.u32(offProducers+prodsAttached), ^uint32(0))
-	atomic.StoreUint32(r.u32(p.slotOff+slotState), 0)
-	ring(r.dataBell, r.dataWaiters)
+	if p.resv {
+		p.Abort()
+	}
+	p.closed = true
+	p.r.detachSlot(p.slot)
 	return nil
 }

@@ -42,6 +42,8 @@ type Ring struct {
 	tail, head              *uint64
 	dataBell, dataWaiters   *uint32
 	spaceBell, spaceWaiters *uint32
+
+	locker Locker // liveness locks of the peers (locker.go)
 }
 
 // Info describes a ring's header.
@@ -177,6 +179,7 @@ func Attach(mem []byte) (*Ring, error) {
 	r.tail, r.head = r.u64(offTail), r.u64(offHead)
 	r.dataBell, r.dataWaiters = r.u32(offDataBell), r.u32(offDataWaiters)
 	r.spaceBell, r.spaceWaiters = r.u32(offSpaceBell), r.u32(offSpaceWaiters)
+	r.locker = LocalLocker()
 	return r, nil
 }
 
@@ -200,6 +203,9 @@ func (r *Ring) MaxMessage() int { return int(r.maxMessage) }
 
 // slot returns the offset of producer slot i.
 func (r *Ring) slot(i uint32) uint64 { return offSlots + uint64(i)*LineSize }
+
+// multi reports whether producers claim space by compare-and-swap.
+func (r *Ring) multi() bool { return r.flags&FlagMultiProducer != 0 }
 
 // ring rings a doorbell: it bumps the word and wakes every sleeper on it, but
 // only when the waiter count says somebody may be asleep. It reports whether

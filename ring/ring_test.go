@@ -295,7 +295,7 @@ func TestEOF(t *testing.T) {
 	if _, err := c.TryRecv(nil); !errors.Is(err, ErrEmpty) {
 		t.Fatalf("before any producer: got %v, want ErrEmpty", err)
 	}
-	p, err := r.NewProducer(WaitPolicy{})
+	p, err := r.NewProducer(ProducerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +340,7 @@ func TestOneAtATime(t *testing.T) {
 	if _, err := r.NewConsumer(ConsumerOptions{}); !errors.Is(err, ErrConsumerBusy) {
 		t.Fatalf("second consumer: got %v, want ErrConsumerBusy", err)
 	}
-	if _, err := r.NewProducer(WaitPolicy{}); !errors.Is(err, ErrProducerBusy) {
+	if _, err := r.NewProducer(ProducerOptions{}); !errors.Is(err, ErrProducerBusy) {
 		t.Fatalf("second producer on a single-producer ring: got %v, want ErrProducerBusy", err)
 	}
 	if err := p.TrySend([]byte("abc")); err != nil {

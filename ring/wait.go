@@ -53,6 +53,25 @@ type waiter struct {
 	barrier bool    // futex.Barrier is available in this process
 	parks   *uint64 // shared counter of kernel sleeps, owned by this side
 	nparks  uint64
+
+	// check looks at the peers' liveness (and acts on it) every `every`
+	// while waiting; an error from it ends the wait.
+	check     func() error
+	every     time.Duration
+	lastCheck time.Time
+}
+
+// checkDue calls check if it has not run for `every`.
+func (w *waiter) checkDue() error {
+	if w.check == nil {
+		return nil
+	}
+	now := time.Now()
+	if now.Sub(w.lastCheck) < w.every {
+		return nil
+	}
+	w.lastCheck = now
+	return w.check()
 }
 
 // wait returns when try reports true or an error, or when ctx ends. try must
@@ -80,6 +99,9 @@ func (w *waiter) wait(ctx context.Context, bell, waiters *uint32, try func() (bo
 			default:
 			}
 		}
+		if err := w.checkDue(); err != nil {
+			return err
+		}
 		if time.Since(start) >= w.policy.Spin {
 			break
 		}
@@ -90,6 +112,9 @@ func (w *waiter) wait(ctx context.Context, bell, waiters *uint32, try func() (bo
 			return err
 		}
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := w.checkDue(); err != nil {
 			return err
 		}
 	}
@@ -104,6 +129,9 @@ func (w *waiter) park(ctx context.Context, bell, waiters *uint32, try func() (bo
 	if !w.barrier {
 		slice = min(slice, parkSliceNoBarrier)
 	}
+	if w.check != nil {
+		slice = min(slice, w.every) // a dead peer rings no bell
+	}
 	if ctx.Done() != nil {
 		// Cancellation rings the bell, so a sleeper notices it at once
 		// instead of at the end of its slice. Other sleepers on the bell
@@ -116,6 +144,9 @@ func (w *waiter) park(ctx context.Context, bell, waiters *uint32, try func() (bo
 	}
 	for {
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := w.checkDue(); err != nil {
 			return err
 		}
 		v := atomic.LoadUint32(bell)

@@ -1,0 +1,76 @@
+package ring
+
+import (
+	"fmt"
+	"sync/atomic"
+)
+
+// The multi-producer claim (FORMAT.md, "Many producers"). A producer records
+// its intended claim in its slot, then makes it with a compare-and-swap of
+// the shared tail; after a failed compare-and-swap it records the next
+// attempt before trying again. So whenever the tail has moved past a
+// position, some slot recorded a claim there first: the record recovery
+// relies on (recover.go).
+//
+// A claim may begin with room skipped at the end of the data area. That
+// padding is committed after the record, so the consumer's head never stops
+// inside a claim: it is before it, or after all of it.
+
+// claimMulti claims rec bytes (plus any padding before them) at the shared
+// tail. It reports false when the ring is full.
+func (p *Producer) claimMulti(rec uint64) (bool, error) {
+	r := p.r
+	for {
+		pos := atomic.LoadUint64(r.tail)
+		skip := uint64(0)
+		if rem := r.capacity - pos&r.mask; rem < rec {
+			skip = rem // records never wrap: pad to the end, start over
+		}
+		end := pos + skip + rec
+		if end-p.head > r.capacity || pos < p.head {
+			h := atomic.LoadUint64(r.head)
+			if h > pos || pos-h > r.capacity || pos%RecordAlign != 0 {
+				return false, fmt.Errorf("%w: tail %d is not an aligned position within a capacity (%d) ahead of head %d", ErrCorrupt, pos, r.capacity, h)
+			}
+			p.head = h
+			if end-h > r.capacity {
+				return false, nil
+			}
+		}
+		storeRelease64(r.u64(p.slotOff+slotClaimPos), pos)
+		storeRelease64(r.u64(p.slotOff+slotClaimLen), skip+rec)
+		if atomic.CompareAndSwapUint64(r.tail, pos, end) {
+			p.claimPos, p.resvPos = pos, pos+skip
+			return true, nil
+		}
+	}
+}
+
+// commitMulti commits a message of n bytes in the claim: any space the
+// message leaves unused in its record becomes padding (or slack), then the
+// message's stamp, then the padding at the start of the claim.
+func (p *Producer) commitMulti(n uint32) {
+	r := p.r
+	kind := p.kind
+	used := p.resvPos + recordSize(uint64(n))
+	switch end := p.resvPos + recordSize(uint64(p.resvLen)); end - used {
+	case 0:
+	case RecordAlign:
+		kind |= KindSlack
+	default:
+		r.padTo(used, end, p.slot)
+	}
+	r.writeHeader(p.resvPos, n, kind)
+	r.padTo(p.claimPos, p.resvPos, p.slot)
+}
+
+// abortMulti turns a claim into padding: its space is claimed already.
+func (p *Producer) abortMulti() {
+	r := p.r
+	r.padTo(p.resvPos, p.resvPos+recordSize(uint64(p.resvLen)), p.slot)
+	r.padTo(p.claimPos, p.resvPos, p.slot)
+	if !p.wait.barrier && !releaseIsFence {
+		atomic.AddUint64(&p.fence, 0)
+	}
+	ring(r.dataBell, r.dataWaiters)
+}

@@ -1,0 +1,155 @@
+package ring
+
+import (
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// Peers: attaching, detaching, and telling the dead from the slow.
+//
+// Each producer slot and the consumer line has a liveness lock (Locker),
+// named by the line's offset. A peer takes its lock before it marks its line
+// attached, and clears the mark before it lets the lock go, so "attached and
+// unlocked" can only mean "dead". Nothing else is taken as proof of death.
+
+// noClaim is the claim position of a slot with no claim in flight; no
+// position ever equals it.
+const noClaim = ^uint64(0)
+
+// attachSlot takes a producer slot and returns its index, holding the slot's
+// lock with the slot marked attached and counted. It takes a free slot, or
+// the slot of a dead producer whose claim is settled (see settled).
+func (r *Ring) attachSlot() (uint32, error) {
+	n, attempts := r.slots, 2
+	if !r.multi() {
+		// One slot: a consumer reaping it holds its lock for a moment,
+		// so try a few times before calling it busy.
+		n, attempts = 1, 10
+	}
+	for a := 0; a < attempts; a++ {
+		if a > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		for i := range n {
+			off := r.slot(i)
+			ok, err := r.locker.TryLock(int64(off))
+			if err != nil {
+				return 0, err
+			}
+			if !ok {
+				continue
+			}
+			state := r.u32(off + slotState)
+			switch st := atomic.LoadUint32(state); {
+			case st == 0:
+				r.resetSlot(off)
+				atomic.StoreUint32(state, slotAttached)
+				// Attached first: a consumer that sees the attach count
+				// move must also see this producer attached, or it
+				// would report io.EOF early.
+				atomic.AddUint32(r.u32(offProducers+prodsAttached), 1)
+			case st == slotAttached && r.settled(off, atomic.LoadUint64(r.head)):
+				// Its owner died with nothing in flight: take its place.
+				// The slot stays counted as attached.
+				r.resetSlot(off)
+			default:
+				r.locker.Unlock(int64(off))
+				continue
+			}
+			atomic.AddUint64(r.u64(offProducers+prodsAttaches), 1)
+			return i, nil
+		}
+	}
+	return 0, ErrProducerBusy
+}
+
+// resetSlot starts a new attach of the slot at off, whose lock is held.
+func (r *Ring) resetSlot(off uint64) {
+	atomic.StoreUint64(r.u64(off+slotClaimLen), 0)
+	atomic.StoreUint64(r.u64(off+slotClaimPos), noClaim)
+	for _, f := range []uint64{slotMessages, slotBytes, slotFullWaits, slotParks, slotWakes} {
+		atomic.StoreUint64(r.u64(off+f), 0)
+	}
+	atomic.StoreUint32(r.u32(off+slotPID), uint32(os.Getpid()))
+	atomic.AddUint64(r.u64(off+slotGen), 1)
+}
+
+// detachSlot frees a slot this process holds: uncount, unmark, unlock.
+func (r *Ring) detachSlot(i uint32) {
+	off := r.slot(i)
+	atomic.StoreUint32(r.u32(off+slotPID), 0)
+	atomic.AddUint32(r.u32(offProducers+prodsAttached), ^uint32(0))
+	atomic.StoreUint32(r.u32(off+slotState), 0)
+	r.locker.Unlock(int64(off))
+	ring(r.dataBell, r.dataWaiters)
+}
+
+// settled reports whether the claim recorded in the slot at off, whose owner
+// is dead (its lock is held by the caller), can no longer hold up the
+// consumer: it lies before head, or it was never made (its compare-and-swap
+// did not happen, since the tail has not passed it). Single-producer rings
+// record no claims: a dead producer's unfinished record was never published.
+func (r *Ring) settled(off, head uint64) bool {
+	if !r.multi() {
+		return true
+	}
+	pos := atomic.LoadUint64(r.u64(off + slotClaimPos))
+	if pos == noClaim || atomic.LoadUint64(r.u64(off+slotClaimLen)) == 0 || pos < head {
+		return true
+	}
+	return pos >= atomic.LoadUint64(r.tail)
+}
+
+// reap frees the slots of dead producers whose claims are settled, given the
+// consumer's head, and returns how many it freed. A live producer's slot is
+// never touched: its lock is held.
+func (r *Ring) reap(head uint64) (int, error) {
+	n := r.slots
+	if !r.multi() {
+		n = 1
+	}
+	freed := 0
+	for i := range n {
+		off := r.slot(i)
+		if atomic.LoadUint32(r.u32(off+slotState)) != slotAttached {
+			continue
+		}
+		if held, err := r.locker.Locked(int64(off)); err != nil || held {
+			if err != nil {
+				return freed, err
+			}
+			continue
+		}
+		ok, err := r.locker.TryLock(int64(off))
+		if err != nil {
+			return freed, err
+		}
+		if !ok {
+			continue
+		}
+		if atomic.LoadUint32(r.u32(off+slotState)) == slotAttached && r.settled(off, head) {
+			atomic.AddUint32(r.u32(offProducers+prodsAttached), ^uint32(0))
+			atomic.StoreUint32(r.u32(off+slotState), 0)
+			freed++
+		}
+		r.locker.Unlock(int64(off))
+	}
+	return freed, nil
+}
+
+// consumerDead reports whether the consumer line is marked attached while
+// nobody holds its lock. The consumer attach count, loaded before and after,
+// tells a dead consumer from one that detached and was replaced meanwhile.
+func (r *Ring) consumerDead() (bool, error) {
+	state, gen := r.u32(offConsumer+consState), r.u64(offConsumer+consGen)
+	g := atomic.LoadUint64(gen)
+	if atomic.LoadUint32(state) != consAttached {
+		return false, nil
+	}
+	held, err := r.locker.Locked(offConsumer)
+	if err != nil || held {
+		return false, err
+	}
+	return atomic.LoadUint32(state) == consAttached && atomic.LoadUint64(gen) == g, nil
+}

@@ -1,0 +1,261 @@
+package ring
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func counter(r *Ring, off uint64) uint64 { return atomic.LoadUint64(r.u64(offConsumer + off)) }
+
+// recvWithin receives one message, failing the test if none comes in d.
+func recvWithin(t *testing.T, c *Consumer, d time.Duration) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	buf := make([]byte, 4096)
+	n, err := c.Recv(ctx, buf)
+	if err != nil {
+		t.Fatalf("Recv: %v", err)
+	}
+	return buf[:n]
+}
+
+func TestRecoverDeadClaim(t *testing.T) {
+	for _, wrap := range []bool{false, true} {
+		r := multiRing(t, 1024)
+		live, c := pairMulti(t, r)
+		if wrap { // put the dead claim across the end of the data area
+			for i := range 8 { // 7 records of 128 bytes, 1 of 40: 88 bytes left
+				live.TrySend(make([]byte, map[bool]int{true: 24, false: 112}[i == 7]))
+				recvWithin(t, c, time.Second)
+			}
+		}
+		dead, err := r.NewProducer(ProducerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dead.TryReserve(100); err != nil {
+			t.Fatal(err)
+		}
+		if wrap && dead.claimPos == dead.resvPos {
+			t.Fatal("the claim does not cross the end of the data area")
+		}
+		die(dead)
+		for seq := range uint64(3) {
+			msg := make([]byte, 50)
+			fill(msg, seq)
+			if err := live.TrySend(msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for seq := range uint64(3) {
+			check(t, recvWithin(t, c, 5*time.Second), seq, 50)
+		}
+		if n := counter(r, consRecovered); n != 1 {
+			t.Fatalf("wrap %v: %d recoveries counted, want 1", wrap, n)
+		}
+		if st := atomic.LoadUint32(r.u32(dead.slotOff + slotState)); st != 0 {
+			t.Fatalf("wrap %v: the dead producer's slot is still marked %d", wrap, st)
+		}
+	}
+}
+
+// A stopped producer is alive: its claim holds the consumer up for as long as
+// it lasts, and its message arrives, followed by the others.
+func TestNoRecoveryOverLiveProducer(t *testing.T) {
+	r := multiRing(t, 1024)
+	slow, c := pairMulti(t, r)
+	fast, err := r.NewProducer(ProducerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close()
+	buf, err := slow.TryReserve(40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fast.TrySend([]byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond) // 40 liveness checks
+	defer cancel()
+	if _, err := c.Recv(ctx, make([]byte, 64)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Recv past a live producer's claim: got %v, want a timeout", err)
+	}
+	copy(buf, "slow but alive")
+	slow.Commit(len("slow but alive"))
+	if got := string(recvWithin(t, c, time.Second)); got != "slow but alive" {
+		t.Fatalf("got %q first", got)
+	}
+	if got := string(recvWithin(t, c, time.Second)); got != "after" {
+		t.Fatalf("got %q second", got)
+	}
+	if n := counter(r, consRecovered); n != 0 {
+		t.Fatalf("%d recoveries over a live producer", n)
+	}
+}
+
+// Dead slots may record stale claims at the head, left by a compare-and-swap
+// that failed just before their producer died. Recovery must skip the true
+// claim, whichever of the stale ones is shorter or longer.
+func TestRecoverAmongStaleClaims(t *testing.T) {
+	for _, stale := range []uint64{16, 24, 48, 64, 200} {
+		r := multiRing(t, 1024)
+		live, c := pairMulti(t, r)
+		owner, err := r.NewProducer(ProducerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := owner.TryReserve(32); err != nil { // a 48-byte claim
+			t.Fatal(err)
+		}
+		head := owner.claimPos
+		loser, err := r.NewProducer(ProducerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		atomic.StoreUint64(r.u64(loser.slotOff+slotClaimPos), head)
+		atomic.StoreUint64(r.u64(loser.slotOff+slotClaimLen), stale)
+		die(loser)
+		die(owner)
+		for seq := range uint64(4) {
+			msg := make([]byte, 8+seq*8)
+			fill(msg, seq)
+			if err := live.TrySend(msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for seq := range uint64(4) {
+			check(t, recvWithin(t, c, 5*time.Second), seq, int(8+seq*8))
+		}
+		if n := counter(r, consRecovered); n != 1 {
+			t.Fatalf("stale length %d: %d recoveries, want 1", stale, n)
+		}
+	}
+}
+
+func TestDeadProducerEndsStream(t *testing.T) {
+	for _, multi := range []bool{false, true} {
+		r := heapRing(t, Config{Capacity: 1024, MultiProducer: multi, Slots: 4})
+		c, err := r.NewConsumer(ConsumerOptions{EOF: true, Liveness: 5 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := r.NewProducer(ProducerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.TrySend([]byte("last words"))
+		p.TryReserve(10) // dies with a claim in flight
+		die(p)
+		if got := string(recvWithin(t, c, time.Second)); got != "last words" {
+			t.Fatalf("multi %v: got %q", multi, got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = c.Recv(ctx, nil)
+		cancel()
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("multi %v: after the only producer died: got %v, want io.EOF", multi, err)
+		}
+		if n := counter(r, consReaped); n != 1 {
+			t.Fatalf("multi %v: %d slots reaped, want 1", multi, n)
+		}
+		c.Close()
+	}
+}
+
+// A single producer that died between committing a record and publishing
+// the tail is replaced by one that resumes after the record.
+func TestSingleProducerResumesAfterCommitted(t *testing.T) {
+	r := heapRing(t, Config{Capacity: 1024})
+	c, err := r.NewConsumer(ConsumerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := r.NewProducer(ProducerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := range uint64(20) { // wraps: padding on the way
+		msg := make([]byte, 90)
+		fill(msg, seq)
+		before := atomic.LoadUint64(r.tail)
+		p.TrySend(msg)
+		if seq == 19 {
+			atomic.StoreUint64(r.tail, before) // the tail store never happened
+		}
+		if seq < 15 {
+			check(t, recvWithin(t, c, time.Second), seq, 90)
+		}
+	}
+	die(p)
+	q, err := r.NewProducer(ProducerOptions{})
+	if err != nil {
+		t.Fatalf("replacing a dead single producer: %v", err)
+	}
+	defer q.Close()
+	msg := make([]byte, 90)
+	fill(msg, 20)
+	q.TrySend(msg)
+	for seq := uint64(15); seq <= 20; seq++ {
+		check(t, recvWithin(t, c, time.Second), seq, 90)
+	}
+}
+
+func TestProducerSeesDeadConsumer(t *testing.T) {
+	r := heapRing(t, Config{Capacity: 256, MultiProducer: true, Slots: 2})
+	c, err := r.NewConsumer(ConsumerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.NewProducer(ProducerOptions{Liveness: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	patient, err := r.NewProducer(ProducerOptions{Liveness: 5 * time.Millisecond, WaitForConsumer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer patient.Close()
+	for p.TrySend(make([]byte, 50)) == nil {
+	}
+	// Alive: the producer waits for room until its context ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	err = p.Send(ctx, make([]byte, 50))
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("full ring, live consumer: got %v, want a timeout", err)
+	}
+	c.closed = true
+	r.locker.Unlock(offConsumer) // the consumer dies
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	err = p.Send(ctx, make([]byte, 50))
+	cancel()
+	if !errors.Is(err, ErrConsumerDead) {
+		t.Fatalf("full ring, dead consumer: got %v, want ErrConsumerDead", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+	err = patient.Send(ctx, make([]byte, 50))
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("full ring, dead consumer, WaitForConsumer: got %v, want a timeout", err)
+	}
+	// A new consumer takes over and gets everything committed.
+	c2, err := r.NewConsumer(ConsumerOptions{})
+	if err != nil {
+		t.Fatalf("replacing a dead consumer: %v", err)
+	}
+	defer c2.Close()
+	if _, err := c2.TryRecv(make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Send(context.Background(), make([]byte, 50)); err != nil {
+		t.Fatalf("after the new consumer made room: %v", err)
+	}
+}
