@@ -257,3 +257,14 @@ func (r *Ring) release() error {
 	}
 	return nil
 }
+
+// Stats reads the ring's shared state: positions, the consumer, and each
+// producer slot that was ever used, with whether its owner is alive. See
+// ring.Stats for what the fields mean and how far to trust them.
+func (r *Ring) Stats() (ring.Stats, error) {
+	if err := r.acquire(); err != nil {
+		return ring.Stats{}, err
+	}
+	defer r.release()
+	return r.r.Stats(), nil
+}

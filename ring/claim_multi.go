@@ -30,6 +30,9 @@ func (p *Producer) claimMulti(rec uint64) (bool, error) {
 		if end-p.head > r.capacity || pos < p.head {
 			h := atomic.LoadUint64(r.head)
 			if h > pos || pos-h > r.capacity || pos%RecordAlign != 0 {
+				if atomic.LoadUint64(r.tail) != pos {
+					continue // others claimed, and the consumer passed pos, meanwhile
+				}
 				return false, fmt.Errorf("%w: tail %d is not an aligned position within a capacity (%d) ahead of head %d", ErrCorrupt, pos, r.capacity, h)
 			}
 			p.head = h

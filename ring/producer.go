@@ -64,7 +64,9 @@ func (r *Ring) NewProducer(o ProducerOptions) (*Producer, error) {
 	}
 	p := &Producer{r: r, slot: slot, slotOff: r.slot(slot), multi: r.multi()}
 	p.kind = KindMessage | p.slot<<kindSlotShift
-	tail, head := atomic.LoadUint64(r.tail), atomic.LoadUint64(r.head)
+	// Head first: it never passes the tail, which may move on meanwhile.
+	head := atomic.LoadUint64(r.head)
+	tail := atomic.LoadUint64(r.tail)
 	if head > tail || tail-head > r.capacity || tail%RecordAlign != 0 {
 		r.detachSlot(slot)
 		return nil, fmt.Errorf("%w: head %d and tail %d are more than a capacity (%d) apart", ErrCorrupt, head, tail, r.capacity)

@@ -259,3 +259,30 @@ func TestProducerSeesDeadConsumer(t *testing.T) {
 		t.Fatalf("after the new consumer made room: %v", err)
 	}
 }
+
+func TestStats(t *testing.T) {
+	r := multiRing(t, 1024)
+	p, c := pairMulti(t, r)
+	for range 3 {
+		p.TrySend([]byte("hello"))
+	}
+	recvWithin(t, c, time.Second)
+	q, err := r.NewProducer(ProducerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	die(q)
+	s := r.Stats()
+	if s.Attaches != 2 || s.Attached != 2 || len(s.Slots) != 2 {
+		t.Fatalf("attaches %d, attached %d, %d slots listed; want 2, 2, 2", s.Attaches, s.Attached, len(s.Slots))
+	}
+	if sl := s.Slots[0]; !sl.Attached || !sl.Alive || sl.Messages != 3 || sl.Bytes != 15 || sl.ClaimLen != 24 {
+		t.Fatalf("live slot: %+v", sl)
+	}
+	if sl := s.Slots[1]; !sl.Attached || sl.Alive {
+		t.Fatalf("dead slot: %+v", sl)
+	}
+	if !s.Consumer.Attached || !s.Consumer.Alive || s.Consumer.Attaches != 1 || s.Tail != 72 {
+		t.Fatalf("consumer %+v, tail %d", s.Consumer, s.Tail)
+	}
+}

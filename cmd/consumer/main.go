@@ -2,9 +2,14 @@
 // more cmd/producer processes send, checks every message, and prints a
 // summary. It removes the ring when it exits.
 //
-// Exit status: 0 when every message arrived once, in order and intact; 1
-// when anything was lost, duplicated, reordered or corrupt, or a producer
-// never finished; 2 for usage or setup errors.
+// With -producers N above 1 the ring is a multi-producer ring. The consumer
+// ends once N producers have attached and all of them have finished or died
+// (a dead producer is noticed through its liveness lock, and a claim it left
+// unfinished is skipped and counted as recovered).
+//
+// Exit status: 0 when every message committed arrived once, in order and
+// intact; 1 when anything was lost, duplicated, reordered or corrupt, or the
+// N producers never all came and went; 2 for usage or setup errors.
 package main
 
 import (
@@ -24,6 +29,7 @@ import (
 	"github.com/shmring/shmring/internal/bytesize"
 	"github.com/shmring/shmring/internal/ringflag"
 	"github.com/shmring/shmring/internal/stream"
+	"github.com/shmring/shmring/ring"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -36,7 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		policy    ringflag.Policy
 		capacity  = bytesize.Value(16 << 20)
 		maxMsg    bytesize.Value
-		producers = fs.Int("producers", 1, "end after `N` producers have finished")
+		producers = fs.Int("producers", 1, "end after `N` producers have finished or died (N > 1: a multi-producer ring)")
 		asJSON    = fs.Bool("json", false, "print the summary as one JSON object")
 		idle      = fs.Duration("idle", 30*time.Second, "give up after `DURATION` without a message")
 		force     = fs.Bool("force", false, "remove a ring left at the same name or path first")
@@ -59,7 +65,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	opts := []shmring.Option{
 		shmring.WithCapacity(uint64(capacity)),
 		shmring.WithWaitPolicy(policy.WaitPolicy),
-		shmring.WithEOF(false), // producers come and go: count their final messages
+		shmring.WithEOFAfter(*producers), // the end: N came, and all went
+	}
+	if *producers > 1 {
+		opts = append(opts, shmring.WithMultiProducer(), shmring.WithSlots(max(*producers, ring.DefaultSlots)))
 	}
 	if maxMsg != 0 {
 		opts = append(opts, shmring.WithMaxMessage(int(min(maxMsg, 1<<30))))
@@ -102,13 +111,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	checker := stream.NewChecker()
 	var first, last time.Time
 	var n uint64
-	for checker.Finished() < *producers {
+	complete := false
+	for {
 		msg, err := c.TryPeek()
 		if errors.Is(err, shmring.ErrEmpty) {
 			received.Store(n)
 			idleSince.Store(stream.Now())
 			msg, err = c.Peek(ctx)
 			idleSince.Store(0)
+		}
+		if errors.Is(err, io.EOF) {
+			complete = true
+			break
 		}
 		if err != nil {
 			if cause := context.Cause(ctx); cause != nil {
@@ -133,6 +147,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		seconds = last.Sub(first).Seconds()
 	}
 	res := checker.Result(seconds)
+	if st, err := r.Stats(); err == nil {
+		res.Recovered, res.DeadProducers = st.Consumer.Recovered, st.Consumer.Reaped
+	}
 	if isTerminal(stderr) {
 		fmt.Fprint(stderr, "\r\033[K")
 	}
@@ -141,7 +158,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	} else {
 		printSummary(stdout, res)
 	}
-	if !res.OK() || checker.Finished() < *producers {
+	if !res.OK() || !complete {
 		return 1
 	}
 	return 0
@@ -207,6 +224,9 @@ func printSummary(w io.Writer, r stream.Result) {
 	if r.Samples > 0 {
 		fmt.Fprintf(w, "latency (%d samples): p50 %v, p99 %v, p99.9 %v, max %v\n", r.Samples,
 			time.Duration(r.LatencyNs.P50), time.Duration(r.LatencyNs.P99), time.Duration(r.LatencyNs.P999), time.Duration(r.LatencyNs.Max))
+	}
+	if r.Recovered > 0 || r.DeadProducers > 0 {
+		fmt.Fprintf(w, "dead producers %d, unfinished claims recovered %d\n", r.DeadProducers, r.Recovered)
 	}
 	for _, p := range r.PerProd {
 		fmt.Fprintf(w, "producer %d: received %d of %d, finished %v\n", p.ID, p.Received, p.Sent, p.Finished)

@@ -1,10 +1,14 @@
 // Command producer opens a ring made by cmd/consumer and sends it a
 // verifiable stream: each message carries this producer's id, a sequence
 // number, a CLOCK_MONOTONIC send time and a checksum. A final message tells
-// the consumer how many were sent.
+// the consumer how many were sent. SIGINT or SIGTERM ends the stream early,
+// with its final message. Several producers may send into one ring that
+// cmd/consumer made with -producers N; give each its own -id.
 //
-// Exit status: 0 when every message was committed; 1 when sending failed
-// part-way; 2 for usage or setup errors (such as a ring that never appeared).
+// Exit status: 0 when every message was committed (all -count, or as many
+// as were sent before SIGINT or SIGTERM); 1 when sending failed part-way,
+// for example because the consumer died (unless -wait-consumer); 2 for usage
+// or setup errors (such as a ring that never appeared).
 package main
 
 import (
@@ -32,13 +36,14 @@ func run(args []string, stderr io.Writer) int {
 	var (
 		loc     ringflag.Location
 		policy  ringflag.Policy
-		count   = fs.Uint64("count", 1_000_000, "send `N` messages")
+		count   = fs.Uint64("count", 1_000_000, "send `N` messages (0: until SIGINT or SIGTERM)")
 		size    = fs.Int("size", 64, "message size in `BYTES`")
 		maxSize = fs.Int("max-size", 0, "if above -size, vary message sizes between -size and this many `BYTES`")
 		rate    = fs.Float64("rate", 0, "send at most `MSGS_PER_SEC` (0: as fast as possible)")
 		id      = fs.Uint("id", 0, "producer `ID` (0-65535) carried in every message")
 		wait    = fs.Duration("wait", 10*time.Second, "how long to wait for the ring to appear")
 		stall   = fs.Duration("stall", 30*time.Second, "give up after `DURATION` blocked on a full ring")
+		waitCon = fs.Bool("wait-consumer", false, "when the consumer dies, wait for a new one instead of failing")
 	)
 	loc.Register(fs)
 	policy.Register(fs)
@@ -65,7 +70,16 @@ func run(args []string, stderr io.Writer) int {
 	}
 	hi := max(*size, *maxSize)
 
-	r, err := loc.Open(shmring.WithOpenWait(*wait), shmring.WithWaitPolicy(policy.WaitPolicy))
+	// SIGINT or SIGTERM ends the stream early but cleanly: a final message
+	// tells the consumer how many were sent.
+	stopped, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	opts := []shmring.Option{shmring.WithOpenWait(*wait), shmring.WithWaitPolicy(policy.WaitPolicy)}
+	if *waitCon {
+		opts = append(opts, shmring.WithWaitForConsumer())
+	}
+	r, err := loc.Open(opts...)
 	if errors.Is(err, os.ErrNotExist) {
 		fmt.Fprintf(stderr, "producer: ring %s did not appear within %v (start cmd/consumer first): %v\n", loc, *wait, err)
 		return 2
@@ -86,10 +100,9 @@ func run(args []string, stderr io.Writer) int {
 	}
 	defer p.Close()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithCancelCause(ctx)
+	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
+	context.AfterFunc(stopped, func() { cancel(errStopped) })
 	var blockedSince atomic.Int64 // stream.Now() when a Reserve began to wait, or 0
 	go stream.Watchdog(ctx, cancel, &blockedSince, *stall, fmt.Errorf("blocked for %v on a full ring: is the consumer running?", *stall))
 
@@ -101,7 +114,8 @@ func run(args []string, stderr io.Writer) int {
 	}
 	start := stream.Now()
 	var ts int64
-	for seq := range *count {
+	seq := uint64(0)
+	for ; *count == 0 || seq < *count; seq++ {
 		n := *size + int(seq*2654435761%span)
 		flags := uint32(0)
 		// Reading the clock costs about as much as sending a small
@@ -112,21 +126,34 @@ func run(args []string, stderr io.Writer) int {
 			}
 			ts, flags = stream.Now(), stream.FlagTimed
 		}
+		if errors.Is(context.Cause(ctx), errStopped) {
+			break
+		}
 		buf, err := reserve(ctx, p, n, &blockedSince)
 		if err != nil {
+			if errors.Is(context.Cause(ctx), errStopped) {
+				break
+			}
 			return fail(stderr, ctx, seq, err)
 		}
 		enc.Encode(buf, seq, ts, flags)
 		p.Commit(n)
 	}
+	if errors.Is(context.Cause(ctx), errStopped) {
+		ctx, cancel = context.WithCancelCause(context.Background())
+		defer cancel(nil)
+		go stream.Watchdog(ctx, cancel, &blockedSince, *stall, fmt.Errorf("blocked for %v on a full ring: is the consumer running?", *stall))
+	}
 	buf, err := reserve(ctx, p, stream.MinSize, &blockedSince)
 	if err != nil {
-		return fail(stderr, ctx, *count, err)
+		return fail(stderr, ctx, seq, err)
 	}
-	enc.Encode(buf, *count, stream.Now(), stream.FlagFinal)
+	enc.Encode(buf, seq, stream.Now(), stream.FlagFinal)
 	p.Commit(stream.MinSize)
 	return 0
 }
+
+var errStopped = errors.New("stopped by a signal")
 
 func fail(stderr io.Writer, ctx context.Context, seq uint64, err error) int {
 	if cause := context.Cause(ctx); cause != nil {

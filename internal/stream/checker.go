@@ -126,6 +126,10 @@ type Result struct {
 	LatencyNs  Latency          `json:"latency_ns"`
 	Samples    int64            `json:"latency_samples"`
 	PerProd    []ProducerResult `json:"per_producer"`
+	// Filled in by the consumer from the ring: claims of dead producers
+	// skipped, and slots of dead producers freed.
+	Recovered     uint64 `json:"recovered"`
+	DeadProducers uint64 `json:"dead_producers"`
 }
 
 // OK reports whether nothing was lost, duplicated, reordered or corrupt.
