@@ -292,6 +292,10 @@ func child() int {
 	switch os.Getenv("SHMRING_TEST_CHILD") {
 	case "stream":
 		return streamChild()
+	case "consumer":
+		return consumerChild()
+	case "churn":
+		return churnChild()
 	case "producer":
 		count, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_COUNT"), 10, 64)
 		maxSize, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_MAXSIZE"))
@@ -329,8 +333,7 @@ func startChild(tb testing.TB, role string, env ...string) (*exec.Cmd, *bytes.Bu
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(append(os.Environ(), "SHMRING_TEST_CHILD="+role), env...)
+	cmd := execChild(exe, role, env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -343,6 +346,13 @@ func startChild(tb testing.TB, role string, env ...string) (*exec.Cmd, *bytes.Bu
 		}
 	})
 	return cmd, &out
+}
+
+// execChild prepares the test binary exe to run as a helper process.
+func execChild(exe, role string, env ...string) *exec.Cmd {
+	cmd := exec.Command(exe)
+	cmd.Env = append(append(os.Environ(), "SHMRING_TEST_CHILD="+role), env...)
+	return cmd
 }
 
 // TestTwoProcesses streams messages of every size up to the maximum from a
