@@ -16,7 +16,7 @@ import (
 // The claim at head then belongs to a dead slot, and the consumer skips
 // exactly that claim, as if it were padding.
 //
-// The rules, which wait.pml's companion model claim.pml checks:
+// The rules, which the model in claim.pml checks:
 //   - a slot is dead only when it is marked attached and the consumer can take
 //     its lock; the consumer keeps the locks of the dead slots it looks at
 //     until it is done, so nobody attaches to them meanwhile;
@@ -26,7 +26,10 @@ import (
 //     before the producer could rewrite it. The true claim at head is the
 //     shortest recorded one whose end is a boundary: the tail, a position
 //     some slot records, or a committed record. No boundary lies strictly
-//     inside the true claim, so a shorter stale record cannot end on one.
+//     inside the true claim, so a shorter stale record cannot end on one;
+//   - a claim that starts with padding (it crosses the end of the data area)
+//     may have its record committed and only the padding missing: then only
+//     the padding is skipped, and the record is delivered.
 
 // recoverHead skips a dead producer's claim at the consumer's head, when
 // there is one and no live producer claims head. It reports whether it did.
@@ -85,6 +88,17 @@ func (c *Consumer) recoverHead() (bool, error) {
 				return false, err
 			}
 			continue
+		}
+		if rem := r.capacity - head&r.mask; d.len > rem {
+			// The claim starts with padding to the end of the data area.
+			// The producer commits its record first: if it died in
+			// between, only the padding is missing.
+			if _, ok, err := r.recordAt(head + rem); err != nil || ok {
+				if err != nil {
+					return false, err
+				}
+				end = head + rem
+			}
 		}
 		c.head = end
 		c.recovered++

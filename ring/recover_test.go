@@ -286,3 +286,30 @@ func TestStats(t *testing.T) {
 		t.Fatalf("consumer %+v, tail %d", s.Consumer, s.Tail)
 	}
 }
+
+// A producer that dies between committing a record placed after padding and
+// committing that padding has committed its message: it is delivered, and
+// only the padding is skipped.
+func TestRecoverMissingPaddingOnly(t *testing.T) {
+	r := multiRing(t, 1024)
+	live, c := pairMulti(t, r)
+	for i := range 8 { // 7 records of 128 bytes, 1 of 40: 88 bytes left
+		live.TrySend(make([]byte, map[bool]int{true: 24, false: 112}[i == 7]))
+		recvWithin(t, c, time.Second)
+	}
+	dead, err := r.NewProducer(ProducerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, err := dead.TryReserve(100)
+	if err != nil || dead.claimPos == dead.resvPos {
+		t.Fatalf("reserve across the end: %v", err)
+	}
+	fill(buf, 7)
+	r.writeHeader(dead.resvPos, 100, dead.kind) // the record, not the padding
+	die(dead)
+	check(t, recvWithin(t, c, 5*time.Second), 7, 100)
+	if n := counter(r, consRecovered); n != 1 {
+		t.Fatalf("%d recoveries counted, want 1", n)
+	}
+}

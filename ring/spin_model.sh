@@ -1,28 +1,34 @@
 #!/bin/sh
-# Checks ring/wait.pml with spin: the protocol as built must show no lost
-# wake-up, and each of the two broken variants must show one (so the model
-# can fail). Needs spin and a C compiler.
+# Checks the Promela models with spin: wait.pml (the doorbell wake-up) and
+# claim.pml (multi-producer claims, commits and recovery). The protocols as
+# built must pass, and each broken variant must fail, so that the models are
+# shown able to fail. Needs spin and a C compiler.
 set -eu
-model=$(cd "$(dirname "$0")" && pwd)/wait.pml
+dir=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-check() { # check NAME EXPECT [spin flags]: EXPECT is pass or fail
-	name=$1 expect=$2
-	shift 2
+check() { # check MODEL NAME EXPECT [spin flags]: EXPECT is pass or fail
+	model=$1 name=$2 expect=$3
+	shift 3
 	rm -f pan pan.c ./*.trail
-	spin -a "$@" "$model" >/dev/null
-	cc -O2 -o pan pan.c
+	spin -a "$@" "$dir/$model" >/dev/null
+	cc -O2 -DSAFETY -DCOLLAPSE -o pan pan.c
 	out=$(./pan -m100000 2>&1)
 	errors=$(echo "$out" | sed -n 's/.*errors: \([0-9]*\).*/\1/p')
 	if [ "$expect" = pass ] && [ "$errors" = 0 ]; then
-		echo "ok   $name: no lost wake-up in $(echo "$out" | grep -o '[0-9]* states, stored')"
+		echo "ok   $model, $name: no violation in $(echo "$out" | grep -o '[0-9.e+]* states, stored')"
 	elif [ "$expect" = fail ] && [ "${errors:-0}" != 0 ]; then
-		echo "ok   $name: spin finds the lost wake-up, as it must"
+		echo "ok   $model, $name: spin finds the violation, as it must: $(echo "$out" | grep -m1 -o 'assertion violated.*\|invalid end state.*' || true)"
 	else
-		echo "FAIL $name: expected $expect"; echo "$out"; exit 1
+		echo "FAIL $model, $name: expected $expect"; echo "$out"; exit 1
 	fi
 }
-check "doorbell protocol" pass
-check "without the barrier" fail -DNO_BARRIER
-check "doorbell read after the last look" fail -DLATE_READ
+check wait.pml "doorbell protocol" pass
+check wait.pml "without the barrier" fail -DNO_BARRIER
+check wait.pml "doorbell read after the last look" fail -DLATE_READ
+check claim.pml "claim, commit and recovery" pass
+check claim.pml "recovery without the live-claimant check" fail -DNO_LIVE_CHECK
+check claim.pml "shortest dead claim without the boundary test" fail -DSHORTEST
+check claim.pml "claim recorded after the compare-and-swap" fail -DINTENT_AFTER_CAS
+check claim.pml "whole claim skipped when only its padding is missing" fail -DNO_PAD_CHECK
