@@ -49,8 +49,11 @@ type consumerLayout struct {
 	PID      uint32
 	Messages uint64
 	Bytes    uint64
-	Parks    uint64
-	Wakes    uint64
+	Parks     uint64
+	Wakes     uint64
+	Recovered uint64
+	Reaped    uint64
+	Gen       uint64
 }
 
 type field struct {
@@ -90,6 +93,9 @@ func layout() map[string]field {
 		"consumer_bytes":    {offConsumer + unsafe.Offsetof(c.Bytes), 8},
 		"consumer_parks":    {offConsumer + unsafe.Offsetof(c.Parks), 8},
 		"consumer_wakes":    {offConsumer + unsafe.Offsetof(c.Wakes), 8},
+		"consumer_recovered": {offConsumer + unsafe.Offsetof(c.Recovered), 8},
+		"consumer_reaped":    {offConsumer + unsafe.Offsetof(c.Reaped), 8},
+		"consumer_attaches":  {offConsumer + unsafe.Offsetof(c.Gen), 8},
 		"attaches":          {offProducers + prodsAttaches, 8},
 		"attached":          {offProducers + prodsAttached, 4},
 		"slot_state":        {unsafe.Offsetof(s.State), 4},
@@ -149,6 +155,9 @@ func TestLayoutConstants(t *testing.T) {
 		{"consumer bytes", consBytes, unsafe.Offsetof(c.Bytes)},
 		{"consumer parks", consParks, unsafe.Offsetof(c.Parks)},
 		{"consumer wakes", consWakes, unsafe.Offsetof(c.Wakes)},
+		{"consumer recovered", consRecovered, unsafe.Offsetof(c.Recovered)},
+		{"consumer reaped", consReaped, unsafe.Offsetof(c.Reaped)},
+		{"consumer attaches", consGen, unsafe.Offsetof(c.Gen)},
 		// Fixed numbers that FORMAT.md states in prose.
 		{"first control line", offTail, 4096},
 		{"head line", offHead, 4096 + 128},
