@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -35,6 +36,7 @@ func streamChild() int {
 	}
 	defer p.Close()
 	ctx := context.Background()
+	id, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_ID"), 10, 64)
 	for i := range count {
 		buf, err := p.Reserve(ctx, size)
 		if err != nil {
@@ -45,6 +47,7 @@ func streamChild() int {
 		for j := 8; j < size; j += 8 {
 			binary.LittleEndian.PutUint64(buf[j:], uint64(i))
 		}
+		buf[size-1] = byte(id) // the producer, for the multi-producer benchmark
 		p.Commit(size)
 	}
 	return 0
@@ -83,7 +86,7 @@ func benchTwoProcesses(b *testing.B, size int, capacity uint64, spin bool) {
 			b.ResetTimer() // from the first message: process start-up is not the ring's
 		}
 		le := binary.LittleEndian
-		if len(msg) != size || le.Uint64(msg) != uint64(i) || le.Uint64(msg[size-8:]) != uint64(i) {
+		if len(msg) != size || le.Uint64(msg) != uint64(i) || le.Uint64(msg[size-8:])&(1<<56-1) != uint64(i)&(1<<56-1) {
 			b.Fatalf("message %d: %d bytes, sequence %d", i, len(msg), le.Uint64(msg))
 		}
 		c.Release()
@@ -98,3 +101,59 @@ func BenchmarkTwoProcesses64(b *testing.B)     { benchTwoProcesses(b, 64, 1<<20,
 func BenchmarkTwoProcesses64Spin(b *testing.B) { benchTwoProcesses(b, 64, 1<<20, true) }
 func BenchmarkTwoProcesses1K(b *testing.B)     { benchTwoProcesses(b, 1024, 1<<20, false) }
 func BenchmarkTwoProcesses64K(b *testing.B)    { benchTwoProcesses(b, 65536, 16<<20, false) }
+
+// benchMultiProducers measures the aggregate throughput of n producer
+// processes into one consumer: each sends b.N/n messages (and one more for
+// the first b.N%n), and the consumer checks that each producer's sequence
+// numbers arrive in order.
+func benchMultiProducers(b *testing.B, n, size int) {
+	name := ringName(b)
+	r, err := shmring.Create(name, shmring.WithCapacity(1<<20), shmring.WithMultiProducer())
+	skipUnsupported(b, err)
+	defer r.Close()
+	c, err := r.Consumer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	var outs []fmt.Stringer
+	var cmds []*exec.Cmd
+	for id := range n {
+		count := b.N / n
+		if id < b.N%n {
+			count++
+		}
+		cmd, out := startChild(b, "stream", "SHMRING_TEST_NAME="+name, fmt.Sprint("SHMRING_TEST_COUNT=", count),
+			fmt.Sprint("SHMRING_TEST_SIZE=", size), fmt.Sprint("SHMRING_TEST_ID=", id))
+		cmds, outs = append(cmds, cmd), append(outs, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	next := make([]uint64, n)
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for i := range b.N {
+		msg, err := c.Peek(ctx)
+		if err != nil {
+			b.Fatalf("message %d: %v\n%s", i, err, outs)
+		}
+		if i == 0 {
+			b.ResetTimer()
+		}
+		id := int(msg[size-1])
+		if len(msg) != size || id >= n || binary.LittleEndian.Uint64(msg) != next[id] {
+			b.Fatalf("message %d: %d bytes from producer %d, out of order", i, len(msg), id)
+		}
+		next[id]++
+		c.Release()
+	}
+	b.StopTimer()
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("producer %d: %v\n%s", i, err, outs[i])
+		}
+	}
+}
+
+func BenchmarkMultiProducer4x64(b *testing.B) { benchMultiProducers(b, 4, 64) }
+func BenchmarkMultiProducer1x64(b *testing.B) { benchMultiProducers(b, 1, 64) }
