@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Consumer reads messages from a ring. There is at most one per ring at a
@@ -40,6 +41,10 @@ type Consumer struct {
 	empties uint32 // empty polls, to look at the peers now and then
 
 	messages, bytes, wakes, recovered, reaped uint64 // mirrored into the consumer line
+
+	// Keeps the next heap object's fields off this one's cache lines: a
+	// Producer and a Consumer in one process may be allocated side by side.
+	_ [LineSize]byte
 }
 
 // ConsumerOptions tune a Consumer.
@@ -112,6 +117,27 @@ func (c *Consumer) MaxMessage() int { return int(c.r.maxMessage) }
 // and the position after the record; ok is false when nothing is committed
 // there yet.
 func (c *Consumer) next() (off, n, after uint64, ok bool, err error) {
+	// The common case inline: a plain message, away from the end.
+	r := c.r
+	pos := c.head
+	off = pos & r.mask
+	if rem := r.capacity - off; rem >= RecordHeaderSize {
+		hdr := unsafe.Pointer(&r.data[off])
+		if atomic.LoadUint64((*uint64)(unsafe.Add(hdr, recStamp))) != pos^r.key {
+			return 0, 0, 0, false, nil
+		}
+		n = uint64(*(*uint32)(hdr))
+		kind := *(*uint32)(unsafe.Add(hdr, recKind))
+		if kind&(kindTypeMask|kindFlagMask) == KindMessage && n <= uint64(r.maxMessage) && recordSize(n) <= rem {
+			return off + RecordHeaderSize, n, pos + recordSize(n), true, nil
+		}
+	}
+	return c.nextSlow()
+}
+
+// nextSlow is next for everything else: the gap rule, padding, slack, and
+// headers that need a closer look.
+func (c *Consumer) nextSlow() (off, n, after uint64, ok bool, err error) {
 	for range maxPaddingRun {
 		rec, ok, err := c.r.recordAt(c.head)
 		if !ok || err != nil {
@@ -177,7 +203,7 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 	if c.empties++; c.empties%256 == 0 {
 		// Callers that never block (TryPeek in a loop) look at the
 		// peers too; blocking calls do it from the waiter.
-		if err := c.wait.checkDue(); err != nil {
+		if err := c.wait.checkDue(time.Now()); err != nil {
 			return 0, 0, 0, false, err
 		}
 	}

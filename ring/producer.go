@@ -38,6 +38,10 @@ type Producer struct {
 	messages, bytes, fullWaits, wakes uint64 // mirrored into the slot
 
 	fence uint64 // target of the full fence when futex.Barrier is missing
+
+	// Keeps the next heap object's fields off this one's cache lines: a
+	// Producer and a Consumer in one process may be allocated side by side.
+	_ [LineSize]byte
 }
 
 // ProducerOptions tune a Producer.

@@ -61,12 +61,11 @@ type waiter struct {
 	lastCheck time.Time
 }
 
-// checkDue calls check if it has not run for `every`.
-func (w *waiter) checkDue() error {
+// checkDue calls check if it has not run for `every` before now.
+func (w *waiter) checkDue(now time.Time) error {
 	if w.check == nil {
 		return nil
 	}
-	now := time.Now()
 	if now.Sub(w.lastCheck) < w.every {
 		return nil
 	}
@@ -99,22 +98,27 @@ func (w *waiter) wait(ctx context.Context, bell, waiters *uint32, try func() (bo
 			default:
 			}
 		}
-		if err := w.checkDue(); err != nil {
+		now := time.Now()
+		if err := w.checkDue(now); err != nil {
 			return err
 		}
-		if time.Since(start) >= w.policy.Spin {
+		if now.Sub(start) >= w.policy.Spin {
 			break
 		}
 	}
-	for w.policy.NoPark || time.Since(start) < w.policy.Spin+w.policy.Yield {
+	for {
+		now := time.Now()
+		if !w.policy.NoPark && now.Sub(start) >= w.policy.Spin+w.policy.Yield {
+			break
+		}
+		if err := w.checkDue(now); err != nil {
+			return err
+		}
 		runtime.Gosched()
 		if ok, err := try(); ok || err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := w.checkDue(); err != nil {
 			return err
 		}
 	}
@@ -146,7 +150,7 @@ func (w *waiter) park(ctx context.Context, bell, waiters *uint32, try func() (bo
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := w.checkDue(); err != nil {
+		if err := w.checkDue(time.Now()); err != nil {
 			return err
 		}
 		v := atomic.LoadUint32(bell)
