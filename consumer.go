@@ -11,11 +11,19 @@ import (
 // is not safe for concurrent use: one goroutine at a time may call its
 // methods. It must not be copied.
 //
-// A new consumer resumes at the last head the previous one published, so
-// nothing committed is lost. After Close that is exactly where it stopped.
-// After a crash (which today leaves the ring marked as having a consumer, so
-// a new one gets ErrConsumerBusy until liveness detection lands), messages
-// the dead one had read since its last publication would be delivered again.
+// A ring has one consumer at a time, enforced by a lock the kernel releases
+// when its holder dies; a second gets ErrConsumerBusy. A new consumer resumes
+// at the last head the previous one published, so nothing committed is lost.
+// After Close that is exactly where it stopped. After a crash, messages the
+// dead one had read since it last published its head (every capacity/8 bytes,
+// and whenever it found the ring empty) are delivered again: delivery is at
+// least once across a consumer's death, exactly once otherwise.
+//
+// While it waits, a consumer checks its producers' liveness locks (see
+// WithLiveness): it frees the slot of a producer that died, and on a
+// multi-producer ring it skips the claim a dead producer left unfinished at
+// the head, counted in Ring.Stats as Recovered. A stopped producer is alive:
+// its claim is waited for, however long.
 type Consumer struct {
 	c    *ring.Consumer
 	ring *Ring

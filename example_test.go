@@ -8,6 +8,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/shmring/shmring"
 )
@@ -127,4 +128,60 @@ func Example_nonBlocking() {
 	// sent before full: 2 true
 	// too large: true
 	// received: 2
+}
+
+// A multi-producer ring takes producers in any number of processes (here
+// goroutines, each with its own Producer). Each producer's messages arrive in
+// its order; the producers' streams interleave. With WithEOFAfter the
+// consumer's io.EOF waits for all of them to have come and gone.
+func Example_multiProducer() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "ring")
+	r, err := shmring.CreateFile(path, shmring.WithCapacity(64<<10), shmring.WithMultiProducer(), shmring.WithEOFAfter(3))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	c, err := r.Consumer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for _, name := range []string{"gateway", "risk", "audit"} {
+		p, err := r.Producer() // one slot each, one goroutine each
+		if err != nil {
+			log.Fatal(err)
+		}
+		wg.Go(func() {
+			defer p.Close()
+			for i := range 2 {
+				p.Send(ctx, fmt.Appendf(nil, "%s %d", name, i))
+			}
+		})
+	}
+	perProducer := map[string][]string{}
+	buf := make([]byte, c.MaxMessage())
+	for {
+		n, err := c.Recv(ctx, buf)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		var name string
+		var i int
+		fmt.Sscan(string(buf[:n]), &name, &i)
+		perProducer[name] = append(perProducer[name], string(buf[:n]))
+	}
+	wg.Wait()
+	fmt.Println(perProducer["gateway"], perProducer["risk"], perProducer["audit"])
+	st, _ := r.Stats()
+	fmt.Println("attaches:", st.Attaches, "attached now:", st.Attached)
+	// Output:
+	// [gateway 0 gateway 1] [risk 0 risk 1] [audit 0 audit 1]
+	// attaches: 3 attached now: 0
 }

@@ -8,7 +8,14 @@ import (
 )
 
 // Producer writes messages into a ring. It is not safe for concurrent use:
-// one goroutine at a time may call its methods. It must not be copied.
+// one goroutine at a time may call its methods; goroutines that send at once
+// need a Producer each, on a multi-producer ring (WithMultiProducer). It must
+// not be copied.
+//
+// A Producer owns one slot of the ring, and a lock on it that the kernel
+// releases if the process dies. A Producer waiting for room returns
+// ErrConsumerDead when the consumer has died, unless the ring was opened
+// WithWaitForConsumer.
 type Producer struct {
 	p    *ring.Producer
 	ring *Ring
@@ -37,7 +44,8 @@ func (p *Producer) TryReserve(n int) ([]byte, error) { return p.p.TryReserve(n) 
 // reserved length).
 func (p *Producer) Commit(n int) error { return p.p.Commit(n) }
 
-// Abort drops the reserved message.
+// Abort drops the reserved message. (On a multi-producer ring its space was
+// claimed already, and becomes padding that the consumer skips.)
 func (p *Producer) Abort() error { return p.p.Abort() }
 
 // Close detaches the producer; a reservation in progress is dropped. It is

@@ -72,8 +72,6 @@ func (p *Producer) abortMulti() {
 	r := p.r
 	r.padTo(p.resvPos, p.resvPos+recordSize(uint64(p.resvLen)), p.slot)
 	r.padTo(p.claimPos, p.resvPos, p.slot)
-	if !p.wait.barrier && !releaseIsFence {
-		atomic.AddUint64(&p.fence, 0)
-	}
+	p.wait.fence()
 	ring(r.dataBell, r.dataWaiters)
 }

@@ -173,9 +173,7 @@ func (c *Consumer) publish() {
 	storeRelease64(r.head, c.head)
 	storeRelease64(r.u64(offConsumer+consMessages), c.messages)
 	storeRelease64(r.u64(offConsumer+consBytes), c.bytes)
-	if !c.wait.barrier && !releaseIsFence {
-		atomic.AddUint64(&c.bytes, 0) // a full fence before loading the waiter count
-	}
+	c.wait.fence()
 	if ring(r.spaceBell, r.spaceWaiters) {
 		c.wakes++
 		storeRelease64(r.u64(offConsumer+consWakes), c.wakes)

@@ -37,8 +37,6 @@ type Producer struct {
 
 	messages, bytes, fullWaits, wakes uint64 // mirrored into the slot
 
-	fence uint64 // target of the full fence when futex.Barrier is missing
-
 	// Keeps the next heap object's fields off this one's cache lines: a
 	// Producer and a Consumer in one process may be allocated side by side.
 	_ [LineSize]byte
@@ -246,11 +244,7 @@ func (p *Producer) commit(n uint32) {
 	p.bytes += uint64(n)
 	storePlain64(r.u64(p.slotOff+slotMessages), p.messages)
 	storePlain64(r.u64(p.slotOff+slotBytes), p.bytes)
-	if !p.wait.barrier && !releaseIsFence {
-		// Without Barrier on the waiting side, the commit must be
-		// ordered before the load of the waiter count by a full fence.
-		atomic.AddUint64(&p.fence, 0)
-	}
+	p.wait.fence()
 	if ring(r.dataBell, r.dataWaiters) {
 		p.wakes++
 		storeRelease64(r.u64(p.slotOff+slotWakes), p.wakes)

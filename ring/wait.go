@@ -59,6 +59,17 @@ type waiter struct {
 	check     func() error
 	every     time.Duration
 	lastCheck time.Time
+
+	fenceWord atomic.Uint64 // target of fence (atomic.Uint64: aligned on 32-bit too)
+}
+
+// fence orders this side's last commit (or head store) before its next load
+// of the other side's waiter count, when nothing else does: without
+// futex.Barrier, a waiter cannot fence this process for it.
+func (w *waiter) fence() {
+	if !w.barrier && !releaseIsFence {
+		w.fenceWord.Add(0)
+	}
 }
 
 // checkDue calls check if it has not run for `every` before now.
