@@ -45,10 +45,10 @@ type slotLayout struct {
 
 // consumerLayout mirrors the consumer's control line.
 type consumerLayout struct {
-	State    uint32
-	PID      uint32
-	Messages uint64
-	Bytes    uint64
+	State     uint32
+	PID       uint32
+	Messages  uint64
+	Bytes     uint64
 	Parks     uint64
 	Wakes     uint64
 	Recovered uint64
@@ -66,51 +66,51 @@ func layout() map[string]field {
 	var s slotLayout
 	var c consumerLayout
 	return map[string]field{
-		"magic":             {unsafe.Offsetof(h.Magic), 8},
-		"version":           {unsafe.Offsetof(h.Version), 4},
-		"flags":             {unsafe.Offsetof(h.Flags), 4},
-		"header_size":       {unsafe.Offsetof(h.HeaderSize), 4},
-		"line_size":         {unsafe.Offsetof(h.LineSize), 4},
-		"slot_count":        {unsafe.Offsetof(h.SlotCount), 4},
-		"max_message":       {unsafe.Offsetof(h.MaxMessage), 4},
-		"capacity":          {unsafe.Offsetof(h.Capacity), 8},
-		"data_offset":       {unsafe.Offsetof(h.DataOffset), 8},
-		"total_size":        {unsafe.Offsetof(h.TotalSize), 8},
-		"key":               {unsafe.Offsetof(h.Key), 8},
-		"uuid":              {unsafe.Offsetof(h.UUID), 16},
-		"creator_pid":       {unsafe.Offsetof(h.CreatorPID), 4},
-		"created_ns":        {unsafe.Offsetof(h.CreatedNs), 8},
-		"init":              {unsafe.Offsetof(h.Init), 4},
-		"tail":              {offTail, 8},
-		"head":              {offHead, 8},
-		"data_bell":         {offDataBell, 4},
-		"data_waiters":      {offDataWaiters, 4},
-		"space_bell":        {offSpaceBell, 4},
-		"space_waiters":     {offSpaceWaiters, 4},
-		"consumer_state":    {offConsumer + unsafe.Offsetof(c.State), 4},
-		"consumer_pid":      {offConsumer + unsafe.Offsetof(c.PID), 4},
-		"consumer_messages": {offConsumer + unsafe.Offsetof(c.Messages), 8},
-		"consumer_bytes":    {offConsumer + unsafe.Offsetof(c.Bytes), 8},
-		"consumer_parks":    {offConsumer + unsafe.Offsetof(c.Parks), 8},
-		"consumer_wakes":    {offConsumer + unsafe.Offsetof(c.Wakes), 8},
+		"magic":              {unsafe.Offsetof(h.Magic), 8},
+		"version":            {unsafe.Offsetof(h.Version), 4},
+		"flags":              {unsafe.Offsetof(h.Flags), 4},
+		"header_size":        {unsafe.Offsetof(h.HeaderSize), 4},
+		"line_size":          {unsafe.Offsetof(h.LineSize), 4},
+		"slot_count":         {unsafe.Offsetof(h.SlotCount), 4},
+		"max_message":        {unsafe.Offsetof(h.MaxMessage), 4},
+		"capacity":           {unsafe.Offsetof(h.Capacity), 8},
+		"data_offset":        {unsafe.Offsetof(h.DataOffset), 8},
+		"total_size":         {unsafe.Offsetof(h.TotalSize), 8},
+		"key":                {unsafe.Offsetof(h.Key), 8},
+		"uuid":               {unsafe.Offsetof(h.UUID), 16},
+		"creator_pid":        {unsafe.Offsetof(h.CreatorPID), 4},
+		"created_ns":         {unsafe.Offsetof(h.CreatedNs), 8},
+		"init":               {unsafe.Offsetof(h.Init), 4},
+		"tail":               {offTail, 8},
+		"head":               {offHead, 8},
+		"data_bell":          {offDataBell, 4},
+		"data_waiters":       {offDataWaiters, 4},
+		"space_bell":         {offSpaceBell, 4},
+		"space_waiters":      {offSpaceWaiters, 4},
+		"consumer_state":     {offConsumer + unsafe.Offsetof(c.State), 4},
+		"consumer_pid":       {offConsumer + unsafe.Offsetof(c.PID), 4},
+		"consumer_messages":  {offConsumer + unsafe.Offsetof(c.Messages), 8},
+		"consumer_bytes":     {offConsumer + unsafe.Offsetof(c.Bytes), 8},
+		"consumer_parks":     {offConsumer + unsafe.Offsetof(c.Parks), 8},
+		"consumer_wakes":     {offConsumer + unsafe.Offsetof(c.Wakes), 8},
 		"consumer_recovered": {offConsumer + unsafe.Offsetof(c.Recovered), 8},
 		"consumer_reaped":    {offConsumer + unsafe.Offsetof(c.Reaped), 8},
 		"consumer_attaches":  {offConsumer + unsafe.Offsetof(c.Gen), 8},
-		"attaches":          {offProducers + prodsAttaches, 8},
-		"attached":          {offProducers + prodsAttached, 4},
-		"slot_state":        {unsafe.Offsetof(s.State), 4},
-		"slot_pid":          {unsafe.Offsetof(s.PID), 4},
-		"slot_generation":   {unsafe.Offsetof(s.Gen), 8},
-		"slot_claim_pos":    {unsafe.Offsetof(s.ClaimPos), 8},
-		"slot_claim_len":    {unsafe.Offsetof(s.ClaimLen), 8},
-		"slot_messages":     {unsafe.Offsetof(s.Messages), 8},
-		"slot_bytes":        {unsafe.Offsetof(s.Bytes), 8},
-		"slot_full_waits":   {unsafe.Offsetof(s.FullWaits), 8},
-		"slot_parks":        {unsafe.Offsetof(s.Parks), 8},
-		"slot_wakes":        {unsafe.Offsetof(s.Wakes), 8},
-		"length":            {recLength, 4},
-		"kind":              {recKind, 4},
-		"stamp":             {recStamp, 8},
+		"attaches":           {offProducers + prodsAttaches, 8},
+		"attached":           {offProducers + prodsAttached, 4},
+		"slot_state":         {unsafe.Offsetof(s.State), 4},
+		"slot_pid":           {unsafe.Offsetof(s.PID), 4},
+		"slot_generation":    {unsafe.Offsetof(s.Gen), 8},
+		"slot_claim_pos":     {unsafe.Offsetof(s.ClaimPos), 8},
+		"slot_claim_len":     {unsafe.Offsetof(s.ClaimLen), 8},
+		"slot_messages":      {unsafe.Offsetof(s.Messages), 8},
+		"slot_bytes":         {unsafe.Offsetof(s.Bytes), 8},
+		"slot_full_waits":    {unsafe.Offsetof(s.FullWaits), 8},
+		"slot_parks":         {unsafe.Offsetof(s.Parks), 8},
+		"slot_wakes":         {unsafe.Offsetof(s.Wakes), 8},
+		"length":             {recLength, 4},
+		"kind":               {recKind, 4},
+		"stamp":              {recStamp, 8},
 	}
 }
 
