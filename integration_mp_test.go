@@ -1,3 +1,5 @@
+//go:build unix
+
 package shmring_test
 
 import (

@@ -2,14 +2,15 @@ package shmring_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -122,8 +123,8 @@ func TestConsumerKilled(t *testing.T) {
 			t.Fatalf("the first consumer received %d messages in 10 s\n%s\n%s\n%s", n, &a.stderr, ps[0], ps[1])
 		}
 	}
-	a.cmd.Process.Signal(syscall.SIGKILL)
-	<-aDone // all it printed (Wait would close the pipe)
+	a.cmd.Process.Kill() // SIGKILL
+	<-aDone              // all it printed (Wait would close the pipe)
 	a.cmd.Wait()
 	b, bDone := startConsumer(&second)
 	for _, p := range ps {
@@ -289,4 +290,111 @@ func TestAttachChurn(t *testing.T) {
 		t.Fatalf("consumer %+v after %d attaches", st.Consumer, consumers)
 	}
 	t.Logf("%d producer attaches over %d slots, %d consumer attaches", st.Attaches, len(st.Slots), consumers)
+}
+
+// tinyMessage is message seq of producer id in TestMultiProducerTinyToLarge:
+// 1 to 4096 bytes, the first byte the producer's id, the rest derived from
+// (id, seq). Too small to carry a sequence number, its size and bytes still
+// tell the consumer whether it is the one it expects next from that producer.
+func tinyMessage(buf []byte, id byte, seq uint64) []byte {
+	h := (seq + 1) * 0x9e3779b97f4a7c15 * uint64(id+1)
+	size := 1 + int(h>>52)%4096
+	if seq%3 == 0 {
+		size = 1 + int(h>>60) // one in three is 1 to 16 bytes
+	}
+	m := buf[:size]
+	m[0] = id
+	for i := 1; i < size; i++ {
+		m[i] = byte(h >> (i % 8 * 8))
+	}
+	return m
+}
+
+// tinyChild sends SHMRING_TEST_COUNT tinyMessages as producer SHMRING_TEST_ID.
+func tinyChild() int {
+	id, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_ID"))
+	count, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_COUNT"), 10, 64)
+	r, err := shmring.Open(os.Getenv("SHMRING_TEST_NAME"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer r.Close()
+	p, err := r.Producer()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	buf := make([]byte, 4096)
+	for seq := range count {
+		if err := p.Send(ctx, tinyMessage(buf, byte(id), seq)); err != nil {
+			fmt.Fprintf(os.Stderr, "message %d: %v\n", seq, err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// TestMultiProducerTinyToLarge: 4 producer processes x 300k messages of 1 B
+// to 4 KiB into a 64 KiB multi-producer ring, which wraps and fills all the
+// time. Each producer's messages must arrive complete, intact and in order.
+func TestMultiProducerTinyToLarge(t *testing.T) {
+	const producers = 4
+	count := uint64(300_000)
+	if testing.Short() {
+		count = 30_000
+	}
+	name := ringName(t)
+	r, err := shmring.Create(name, shmring.WithCapacity(64<<10), shmring.WithMultiProducer(), shmring.WithEOFAfter(producers))
+	skipUnsupported(t, err)
+	defer r.Close()
+	c, err := r.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var cmds []*exec.Cmd
+	var outs []*bytes.Buffer
+	for id := range producers {
+		cmd, out := startChild(t, "tiny", "SHMRING_TEST_NAME="+name, fmt.Sprint("SHMRING_TEST_ID=", id), fmt.Sprint("SHMRING_TEST_COUNT=", count))
+		cmds, outs = append(cmds, cmd), append(outs, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var next [producers]uint64
+	want := make([]byte, 4096)
+	sizes := map[bool]int{} // messages under and over 16 bytes
+	for {
+		msg, err := c.Peek(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%v after %v", err, next)
+		}
+		if len(msg) == 0 || int(msg[0]) >= producers {
+			t.Fatalf("a message of %d bytes from no producer", len(msg))
+		}
+		id := msg[0]
+		if w := tinyMessage(want, id, next[id]); !bytes.Equal(msg, w) {
+			t.Fatalf("producer %d message %d: got %d bytes, want %d bytes, or bytes differ", id, next[id], len(msg), len(w))
+		}
+		sizes[len(msg) > 16]++
+		next[id]++
+		c.Release()
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("producer %d: %v\n%s", i, err, outs[i])
+		}
+	}
+	for id, n := range next {
+		if n != count {
+			t.Fatalf("producer %d: %d messages, want %d", id, n, count)
+		}
+	}
+	t.Logf("%d messages of 1-16 bytes, %d larger", sizes[false], sizes[true])
 }

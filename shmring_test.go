@@ -296,6 +296,8 @@ func child() int {
 		return consumerChild()
 	case "churn":
 		return churnChild()
+	case "tiny":
+		return tinyChild()
 	case "producer":
 		count, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_COUNT"), 10, 64)
 		maxSize, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_MAXSIZE"))
