@@ -66,14 +66,15 @@ func (r *Ring) NewProducer(o ProducerOptions) (*Producer, error) {
 	}
 	p := &Producer{r: r, slot: slot, slotOff: r.slot(slot), multi: r.multi()}
 	p.kind = KindMessage | p.slot<<kindSlotShift
-	// Head first: it never passes the tail, which may move on meanwhile.
 	head := atomic.LoadUint64(r.head)
 	tail := atomic.LoadUint64(r.tail)
-	if head > tail || tail-head > r.capacity || tail%RecordAlign != 0 {
-		r.detachSlot(slot)
-		return nil, fmt.Errorf("%w: head %d and tail %d are more than a capacity (%d) apart", ErrCorrupt, head, tail, r.capacity)
-	}
 	if !p.multi {
+		// This producer alone moves the tail, so the two are consistent
+		// whatever the consumer does meanwhile.
+		if head > tail || tail-head > r.capacity || tail%RecordAlign != 0 {
+			r.detachSlot(slot)
+			return nil, fmt.Errorf("%w: head %d and tail %d are more than a capacity (%d) apart", ErrCorrupt, head, tail, r.capacity)
+		}
 		// A predecessor may have died between committing a record and
 		// publishing the tail: resume after what is committed.
 		if tail, err = r.skipCommitted(tail, head); err != nil {
@@ -82,6 +83,8 @@ func (r *Ring) NewProducer(o ProducerOptions) (*Producer, error) {
 		}
 		storeRelease64(r.tail, tail)
 	}
+	// On a multi-producer ring the tail and head move while they are
+	// loaded; claimMulti checks them at every claim, and head is a cache.
 	if o.Liveness <= 0 {
 		o.Liveness = DefaultLiveness
 	}

@@ -16,6 +16,12 @@ import (
 // The claim at head then belongs to a dead slot, and the consumer skips
 // exactly that claim, as if it were padding.
 //
+// The consumer skips the claim by moving its own head past it, rather than
+// writing a padding record over it as DESIGN.md puts it: the effect on the
+// stream is the same, the dead producer's memory is left alone, and a
+// consumer that dies before publishing the new head leaves the dead slot as
+// it was, so its replacement recovers the claim again.
+//
 // The rules, which the model in claim.pml checks:
 //   - a slot is dead only when it is marked attached and the consumer can take
 //     its lock; the consumer keeps the locks of the dead slots it looks at

@@ -45,6 +45,7 @@ func TestRecoverDeadClaim(t *testing.T) {
 			t.Fatal("the claim does not cross the end of the data area")
 		}
 		die(dead)
+		died := time.Now()
 		for seq := range uint64(3) {
 			msg := make([]byte, 50)
 			fill(msg, seq)
@@ -54,6 +55,9 @@ func TestRecoverDeadClaim(t *testing.T) {
 		}
 		for seq := range uint64(3) {
 			check(t, recvWithin(t, c, 5*time.Second), seq, 50)
+			if seq == 0 {
+				t.Logf("wrap %v: the claim was skipped %v after the death (liveness interval 5ms)", wrap, time.Since(died))
+			}
 		}
 		if n := counter(r, consRecovered); n != 1 {
 			t.Fatalf("wrap %v: %d recoveries counted, want 1", wrap, n)
