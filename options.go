@@ -114,7 +114,7 @@ func WithSlots(n int) Option {
 
 // WithLiveness sets how often a blocked Producer or Consumer checks whether
 // its peers are alive (default ring.DefaultLiveness, 100 ms). A dead peer is
-// noticed within about twice this: the consumer then frees a dead producer's
+// noticed within about this interval: the consumer then frees a dead producer's
 // slot and skips the claim it left unfinished, and a producer waiting for
 // room returns ErrConsumerDead. Death is proven by the kernel's release of
 // the peer's lock, never by a timeout: a stopped peer is waited for.

@@ -2,6 +2,7 @@ package ring
 
 import (
 	"context"
+	"time"
 	"testing"
 )
 
@@ -97,4 +98,38 @@ func BenchmarkOneGoroutine(b *testing.B) {
 		}
 		c.Release()
 	}
+}
+
+// BenchmarkRecoverDeadProducer measures how long a consumer waiting for data
+// takes to skip the claim of a producer that died holding it, with the
+// default liveness interval: the time from the death to the next message.
+func BenchmarkRecoverDeadProducer(b *testing.B) {
+	r := heapRing(b, Config{Capacity: 1 << 16, MultiProducer: true, Slots: 4})
+	c, err := r.NewConsumer(ConsumerOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	live, err := r.NewProducer(ProducerOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer live.Close()
+	buf := make([]byte, 64)
+	for range b.N {
+		dead, err := r.NewProducer(ProducerOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		dead.TryReserve(10)
+		go func() {
+			time.Sleep(3 * DefaultLiveness / 2) // a death at an arbitrary point of the interval
+			die(dead)
+			live.TrySend(buf)
+		}()
+		if _, err := c.Recv(context.Background(), buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)-float64(3*DefaultLiveness/2), "ns/recovery")
 }

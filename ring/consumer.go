@@ -62,7 +62,7 @@ type ConsumerOptions struct {
 	// looks for dead producers: it frees their slots (which the io.EOF
 	// rule counts as detached) and, on a multi-producer ring, skips a
 	// claim a dead producer left unfinished at the head. Zero means
-	// DefaultLiveness. The ring goes on within about twice this after a
+	// DefaultLiveness. The ring goes on within about this interval after a
 	// producer dies.
 	Liveness time.Duration
 }

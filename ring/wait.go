@@ -42,6 +42,10 @@ var DefaultWaitPolicy = WaitPolicy{Spin: 20 * time.Microsecond, Yield: 30 * time
 // SpinWaitPolicy never sleeps in the kernel.
 var SpinWaitPolicy = WaitPolicy{Spin: time.Hour, NoPark: true}
 
+// checkSlack is added to a sleep that ends when the next look at the peers
+// is due, so that it is due when the sleep ends.
+const checkSlack = 100 * time.Microsecond
+
 // parkSliceNoBarrier bounds sleeps when this process could not register for
 // futex.Barrier: a peer that commits with release stores might then slip a
 // commit past our waiter count, and only the bound limits the delay.
@@ -144,9 +148,6 @@ func (w *waiter) park(ctx context.Context, bell, waiters *uint32, try func() (bo
 	if !w.barrier {
 		slice = min(slice, parkSliceNoBarrier)
 	}
-	if w.check != nil {
-		slice = min(slice, w.every) // a dead peer rings no bell
-	}
 	if ctx.Done() != nil {
 		// Cancellation rings the bell, so a sleeper notices it at once
 		// instead of at the end of its slice. Other sleepers on the bell
@@ -177,12 +178,19 @@ func (w *waiter) park(ctx context.Context, bell, waiters *uint32, try func() (bo
 			return err
 		}
 		timeout := slice
-		if dl, has := ctx.Deadline(); has {
-			timeout = min(timeout, time.Until(dl))
+		if w.check != nil {
+			// Wake when the next look at the peers is due, not a slice
+			// later: a dead peer is then noticed within one interval.
+			timeout = min(timeout, time.Until(w.lastCheck.Add(w.every))+checkSlack)
 		}
-		if timeout <= 0 {
-			atomic.AddUint32(waiters, ^uint32(0))
-			return context.DeadlineExceeded
+		if dl, has := ctx.Deadline(); has {
+			if d := time.Until(dl); d < timeout {
+				timeout = d
+				if timeout <= 0 {
+					atomic.AddUint32(waiters, ^uint32(0))
+					return context.DeadlineExceeded
+				}
+			}
 		}
 		futex.Wait(bell, v, timeout)
 		atomic.AddUint32(waiters, ^uint32(0))
