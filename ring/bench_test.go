@@ -2,8 +2,8 @@ package ring
 
 import (
 	"context"
-	"time"
 	"testing"
+	"time"
 )
 
 // benchStream measures one-way throughput between two goroutines through a
