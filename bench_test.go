@@ -95,6 +95,7 @@ func benchTwoProcesses(b *testing.B, size int, capacity uint64, spin bool) {
 	if err := cmd.Wait(); err != nil {
 		b.Fatalf("producer: %v\n%s", err, out)
 	}
+	reportSleeps(b, r)
 }
 
 func BenchmarkTwoProcesses64(b *testing.B)     { benchTwoProcesses(b, 64, 1<<20, false) }
@@ -153,6 +154,26 @@ func benchMultiProducers(b *testing.B, n, size int) {
 			b.Fatalf("producer %d: %v\n%s", i, err, outs[i])
 		}
 	}
+	reportSleeps(b, r)
+}
+
+// reportSleeps reports how often each side slept in the kernel and made a
+// wake-up system call, per million messages: what a slow run spent its time
+// on.
+func reportSleeps(b *testing.B, r *shmring.Ring) {
+	st, err := r.Stats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var parks, wakes uint64
+	for _, s := range st.Slots {
+		parks += s.Parks
+		wakes += s.Wakes
+	}
+	perM := 1e6 / float64(b.N)
+	b.ReportMetric(float64(st.Consumer.Parks)*perM, "cons-sleeps/Mmsg")
+	b.ReportMetric(float64(parks)*perM, "prod-sleeps/Mmsg")
+	b.ReportMetric(float64(st.Consumer.Wakes+wakes)*perM, "wake-calls/Mmsg")
 }
 
 func BenchmarkMultiProducer4x64(b *testing.B) { benchMultiProducers(b, 4, 64) }
