@@ -23,18 +23,11 @@ func streamChild() int {
 	if os.Getenv("SHMRING_TEST_SPIN") != "" {
 		policy = shmring.SpinWaitPolicy
 	}
-	r, err := shmring.Open(os.Getenv("SHMRING_TEST_NAME"), shmring.WithOpenWait(10*time.Second), shmring.WithWaitPolicy(policy))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	p, done := childProducer(shmring.Open(os.Getenv("SHMRING_TEST_NAME"), shmring.WithOpenWait(10*time.Second), shmring.WithWaitPolicy(policy)))
+	if p == nil {
 		return 2
 	}
-	defer r.Close()
-	p, err := r.Producer()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	defer p.Close()
+	defer done()
 	ctx := context.Background()
 	id, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_ID"), 10, 64)
 	for i := range count {

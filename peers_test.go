@@ -22,18 +22,11 @@ import (
 // "producer seq" for each message it has read, before releasing it, until
 // io.EOF.
 func consumerChild() int {
-	r, err := shmring.Open(os.Getenv("SHMRING_TEST_NAME"), shmring.WithEOFAfter(2))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	c, done := childConsumer(shmring.Open(os.Getenv("SHMRING_TEST_NAME"), shmring.WithEOFAfter(2)))
+	if c == nil {
 		return 2
 	}
-	defer r.Close()
-	c, err := r.Consumer()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	defer c.Close()
+	defer done()
 	line := make([]byte, 0, 64)
 	for {
 		msg, err := c.Peek(context.Background())
@@ -188,14 +181,8 @@ func churnChild() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for round := 0; round <= rounds; round++ {
-		r, err := shmring.Open(name)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 2
-		}
-		p, err := r.Producer()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
+		p, done := childProducer(shmring.Open(name))
+		if p == nil {
 			return 2
 		}
 		n, flags := per, uint32(0)
@@ -215,8 +202,7 @@ func churnChild() int {
 				seq++
 			}
 		}
-		p.Close()
-		r.Close()
+		done()
 	}
 	return 0
 }
@@ -314,18 +300,11 @@ func tinyMessage(buf []byte, id byte, seq uint64) []byte {
 func tinyChild() int {
 	id, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_ID"))
 	count, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_COUNT"), 10, 64)
-	r, err := shmring.Open(os.Getenv("SHMRING_TEST_NAME"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	p, done := childProducer(shmring.Open(os.Getenv("SHMRING_TEST_NAME")))
+	if p == nil {
 		return 2
 	}
-	defer r.Close()
-	p, err := r.Producer()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	defer p.Close()
+	defer done()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	buf := make([]byte, 4096)

@@ -301,18 +301,11 @@ func child() int {
 	case "producer":
 		count, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_COUNT"), 10, 64)
 		maxSize, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_MAXSIZE"))
-		r, err := shmring.OpenFile(os.Getenv("SHMRING_TEST_PATH"), shmring.WithOpenWait(10*time.Second))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
+		p, done := childProducer(shmring.OpenFile(os.Getenv("SHMRING_TEST_PATH"), shmring.WithOpenWait(10*time.Second)))
+		if p == nil {
 			return 2
 		}
-		defer r.Close()
-		p, err := r.Producer()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 2
-		}
-		defer p.Close()
+		defer done()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		buf := make([]byte, maxSize)
@@ -348,6 +341,32 @@ func startChild(tb testing.TB, role string, env ...string) (*exec.Cmd, *bytes.Bu
 		}
 	})
 	return cmd, &out
+}
+
+// childProducer attaches a producer, in a helper process, to the ring that
+// an Open call returned. On failure it prints why, for the parent's report,
+// and returns nil. done closes the producer and the ring.
+func childProducer(r *shmring.Ring, err error) (p *shmring.Producer, done func()) {
+	if err == nil {
+		if p, err = r.Producer(); err == nil {
+			return p, func() { p.Close(); r.Close() }
+		}
+		r.Close()
+	}
+	fmt.Fprintln(os.Stderr, err)
+	return nil, nil
+}
+
+// childConsumer is childProducer for the consumer.
+func childConsumer(r *shmring.Ring, err error) (c *shmring.Consumer, done func()) {
+	if err == nil {
+		if c, err = r.Consumer(); err == nil {
+			return c, func() { c.Close(); r.Close() }
+		}
+		r.Close()
+	}
+	fmt.Fprintln(os.Stderr, err)
+	return nil, nil
 }
 
 // execChild prepares the test binary exe to run as a helper process.

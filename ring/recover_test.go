@@ -24,15 +24,23 @@ func recvWithin(t *testing.T, c *Consumer, d time.Duration) []byte {
 	return buf[:n]
 }
 
+// nearTheEnd sends and receives messages through a fresh 1 KiB ring until 88
+// bytes are left before the end of its data area: 7 records of 128 bytes and
+// 1 of 40.
+func nearTheEnd(t *testing.T, p *Producer, c *Consumer) {
+	t.Helper()
+	for i := range 8 {
+		p.TrySend(make([]byte, map[bool]int{true: 24, false: 112}[i == 7]))
+		recvWithin(t, c, time.Second)
+	}
+}
+
 func TestRecoverDeadClaim(t *testing.T) {
 	for _, wrap := range []bool{false, true} {
 		r := multiRing(t, 1024)
 		live, c := pairMulti(t, r)
 		if wrap { // put the dead claim across the end of the data area
-			for i := range 8 { // 7 records of 128 bytes, 1 of 40: 88 bytes left
-				live.TrySend(make([]byte, map[bool]int{true: 24, false: 112}[i == 7]))
-				recvWithin(t, c, time.Second)
-			}
+			nearTheEnd(t, live, c)
 		}
 		dead, err := r.NewProducer(ProducerOptions{})
 		if err != nil {
@@ -297,10 +305,7 @@ func TestStats(t *testing.T) {
 func TestRecoverMissingPaddingOnly(t *testing.T) {
 	r := multiRing(t, 1024)
 	live, c := pairMulti(t, r)
-	for i := range 8 { // 7 records of 128 bytes, 1 of 40: 88 bytes left
-		live.TrySend(make([]byte, map[bool]int{true: 24, false: 112}[i == 7]))
-		recvWithin(t, c, time.Second)
-	}
+	nearTheEnd(t, live, c)
 	dead, err := r.NewProducer(ProducerOptions{})
 	if err != nil {
 		t.Fatal(err)
