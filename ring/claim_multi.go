@@ -73,5 +73,5 @@ func (p *Producer) abortMulti() {
 	r.padTo(p.resvPos, p.resvPos+recordSize(uint64(p.resvLen)), p.slot)
 	r.padTo(p.claimPos, p.resvPos, p.slot)
 	p.wait.fence()
-	ring(r.dataBell, r.dataWaiters)
+	r.dataDoor.ring()
 }

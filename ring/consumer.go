@@ -174,7 +174,7 @@ func (c *Consumer) publish() {
 	storeRelease64(r.u64(offConsumer+consMessages), c.messages)
 	storeRelease64(r.u64(offConsumer+consBytes), c.bytes)
 	c.wait.fence()
-	if ring(r.spaceBell, r.spaceWaiters) {
+	if r.spaceDoor.ring() {
 		c.wakes++
 		storeRelease64(r.u64(offConsumer+consWakes), c.wakes)
 	}
@@ -238,7 +238,7 @@ func (c *Consumer) Peek(ctx context.Context) ([]byte, error) {
 	}
 	if ok, err := try(); !ok {
 		if err == nil {
-			err = c.wait.wait(ctx, c.r.dataBell, c.r.dataWaiters, try)
+			err = c.wait.wait(ctx, c.r.dataDoor, try)
 		}
 		if err != nil {
 			return nil, err

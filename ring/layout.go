@@ -63,8 +63,10 @@ const (
 	offHead         = HeaderSize + 1*LineSize // uint64, consumer's published head
 	offDataBell     = HeaderSize + 2*LineSize // uint32, consumer sleeps on it
 	offDataWaiters  = offDataBell + 4         // uint32
+	offDataArmed    = offDataBell + 8         // uint32: value the newest waiter sleeps on
 	offSpaceBell    = HeaderSize + 3*LineSize // uint32, producers sleep on it
 	offSpaceWaiters = offSpaceBell + 4        // uint32
+	offSpaceArmed   = offSpaceBell + 8        // uint32
 	offConsumer     = HeaderSize + 4*LineSize // consumer line, see cons* below
 	offProducers    = HeaderSize + 5*LineSize // producers' shared line, see prods* below
 	offSlots        = HeaderSize + ControlLines*LineSize

@@ -82,7 +82,7 @@ func (r *Ring) detachSlot(i uint32) {
 	atomic.AddUint32(r.u32(offProducers+prodsAttached), ^uint32(0))
 	atomic.StoreUint32(r.u32(off+slotState), 0)
 	r.locker.Unlock(int64(off))
-	ring(r.dataBell, r.dataWaiters)
+	r.dataDoor.ring()
 }
 
 // settled reports whether the claim recorded in the slot at off, whose owner

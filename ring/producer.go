@@ -121,7 +121,7 @@ func (p *Producer) Reserve(ctx context.Context, n int) ([]byte, error) {
 	}
 	p.fullWaits++
 	storeRelease64(p.r.u64(p.slotOff+slotFullWaits), p.fullWaits)
-	err := p.wait.wait(ctx, p.r.spaceBell, p.r.spaceWaiters, func() (bool, error) { return p.claim(rec) })
+	err := p.wait.wait(ctx, p.r.spaceDoor, func() (bool, error) { return p.claim(rec) })
 	return p.reserved(n, err)
 }
 
@@ -248,7 +248,7 @@ func (p *Producer) commit(n uint32) {
 	storePlain64(r.u64(p.slotOff+slotMessages), p.messages)
 	storePlain64(r.u64(p.slotOff+slotBytes), p.bytes)
 	p.wait.fence()
-	if ring(r.dataBell, r.dataWaiters) {
+	if r.dataDoor.ring() {
 		p.wakes++
 		storeRelease64(r.u64(p.slotOff+slotWakes), p.wakes)
 	}

@@ -39,9 +39,8 @@ type Ring struct {
 	createdNs  int64
 	dataOffset uint64
 
-	tail, head              *uint64
-	dataBell, dataWaiters   *uint32
-	spaceBell, spaceWaiters *uint32
+	tail, head          *uint64
+	dataDoor, spaceDoor doorbell
 
 	locker Locker // liveness locks of the peers (locker.go)
 }
@@ -177,8 +176,8 @@ func Attach(mem []byte) (*Ring, error) {
 	r.creatorPID, r.createdNs, r.dataOffset = c.CreatorPID, c.CreatedUnixNano, dataOff
 	r.data = mem[dataOff:size:size]
 	r.tail, r.head = r.u64(offTail), r.u64(offHead)
-	r.dataBell, r.dataWaiters = r.u32(offDataBell), r.u32(offDataWaiters)
-	r.spaceBell, r.spaceWaiters = r.u32(offSpaceBell), r.u32(offSpaceWaiters)
+	r.dataDoor = doorbell{r.u32(offDataBell), r.u32(offDataWaiters), r.u32(offDataArmed)}
+	r.spaceDoor = doorbell{r.u32(offSpaceBell), r.u32(offSpaceWaiters), r.u32(offSpaceArmed)}
 	r.locker = LocalLocker()
 	return r, nil
 }
@@ -206,18 +205,6 @@ func (r *Ring) slot(i uint32) uint64 { return offSlots + uint64(i)*LineSize }
 
 // multi reports whether producers claim space by compare-and-swap.
 func (r *Ring) multi() bool { return r.flags&FlagMultiProducer != 0 }
-
-// ring rings a doorbell: it bumps the word and wakes every sleeper on it, but
-// only when the waiter count says somebody may be asleep. It reports whether
-// it made the wake system call.
-func ring(bell, waiters *uint32) bool {
-	if atomic.LoadUint32(waiters) == 0 {
-		return false
-	}
-	atomic.AddUint32(bell, 1)
-	futex.Wake(bell, 1<<30)
-	return true
-}
 
 // barrierAvailable registers this process for futex.Barrier. When it
 // succeeds, commits may be release stores, because a waiter's Barrier fences

@@ -322,7 +322,7 @@ func TestEOF(t *testing.T) {
 		}
 	}()
 	// Close must wake a consumer asleep in the kernel: wait until it is.
-	for deadline := time.Now().Add(10 * time.Second); atomic.LoadUint32(r.dataWaiters) == 0; {
+	for deadline := time.Now().Add(10 * time.Second); atomic.LoadUint32(r.dataDoor.waiters) == 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("the consumer never parked")
 		}
@@ -478,7 +478,7 @@ func TestWakeOnlySleepers(t *testing.T) {
 					// message: send only once it counts itself a waiter,
 					// and give it time to pass its last look and sleep.
 					if tc.sleeping {
-						for deadline := time.Now().Add(10 * time.Second); atomic.LoadUint32(r.dataWaiters) == 0; {
+						for deadline := time.Now().Add(10 * time.Second); atomic.LoadUint32(r.dataDoor.waiters) == 0; {
 							if time.Now().After(deadline) {
 								t.Error("the consumer never waited")
 								return

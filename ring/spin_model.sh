@@ -27,6 +27,7 @@ check() { # check MODEL NAME EXPECT [spin flags]: EXPECT is pass or fail
 check wait.pml "doorbell protocol" pass
 check wait.pml "without the barrier" fail -DNO_BARRIER
 check wait.pml "doorbell read after the last look" fail -DLATE_READ
+check wait.pml "doorbell armed after the last look" fail -DARM_LATE
 check claim.pml "claim, commit and recovery" pass
 check claim.pml "recovery without the live-claimant check" fail -DNO_LIVE_CHECK
 check claim.pml "shortest dead claim without the boundary test" fail -DSHORTEST

@@ -92,10 +92,11 @@ func (w *waiter) checkDue(now time.Time) error {
 // be safe to call repeatedly; its first true is the caller's success.
 //
 // The kernel-sleep step follows the order the model in wait.pml checks: read
-// the doorbell, count ourselves as a waiter, fence (futex.Barrier), re-check
-// with try, and only then sleep on the value read first. Reading the doorbell
-// after the re-check would lose a wake-up that lands between the two.
-func (w *waiter) wait(ctx context.Context, bell, waiters *uint32, try func() (bool, error)) error {
+// the doorbell, arm it at that value, count ourselves as a waiter, fence
+// (futex.Barrier), re-check with try, and only then sleep on the value read
+// first. Reading or arming the doorbell after the re-check would lose a
+// wake-up that lands between the two.
+func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error)) error {
 	done := ctx.Done()
 	start := time.Now()
 	for i := 0; ; i++ {
@@ -137,10 +138,10 @@ func (w *waiter) wait(ctx context.Context, bell, waiters *uint32, try func() (bo
 			return err
 		}
 	}
-	return w.park(ctx, bell, waiters, try)
+	return w.park(ctx, d, try)
 }
 
-func (w *waiter) park(ctx context.Context, bell, waiters *uint32, try func() (bool, error)) error {
+func (w *waiter) park(ctx context.Context, d doorbell, try func() (bool, error)) error {
 	slice := w.policy.ParkSlice
 	if slice <= 0 {
 		slice = DefaultParkSlice
@@ -152,10 +153,7 @@ func (w *waiter) park(ctx context.Context, bell, waiters *uint32, try func() (bo
 		// Cancellation rings the bell, so a sleeper notices it at once
 		// instead of at the end of its slice. Other sleepers on the bell
 		// wake spuriously and go back to sleep.
-		stop := context.AfterFunc(ctx, func() {
-			atomic.AddUint32(bell, 1)
-			futex.Wake(bell, 1<<30)
-		})
+		stop := context.AfterFunc(ctx, d.interrupt)
 		defer stop()
 	}
 	for {
@@ -165,8 +163,9 @@ func (w *waiter) park(ctx context.Context, bell, waiters *uint32, try func() (bo
 		if err := w.checkDue(time.Now()); err != nil {
 			return err
 		}
-		v := atomic.LoadUint32(bell)
-		atomic.AddUint32(waiters, 1)
+		v := atomic.LoadUint32(d.word)
+		d.arm(v)
+		atomic.AddUint32(d.waiters, 1)
 		if w.barrier {
 			// Pairs with the peer's commit-then-load-waiters, which has
 			// no fence of its own (storeRelease64).
@@ -174,7 +173,7 @@ func (w *waiter) park(ctx context.Context, bell, waiters *uint32, try func() (bo
 		}
 		ok, err := try()
 		if ok || err != nil {
-			atomic.AddUint32(waiters, ^uint32(0))
+			atomic.AddUint32(d.waiters, ^uint32(0))
 			return err
 		}
 		timeout := slice
@@ -184,16 +183,16 @@ func (w *waiter) park(ctx context.Context, bell, waiters *uint32, try func() (bo
 			timeout = min(timeout, time.Until(w.lastCheck.Add(w.every))+checkSlack)
 		}
 		if dl, has := ctx.Deadline(); has {
-			if d := time.Until(dl); d < timeout {
-				timeout = d
+			if left := time.Until(dl); left < timeout {
+				timeout = left
 				if timeout <= 0 {
-					atomic.AddUint32(waiters, ^uint32(0))
+					atomic.AddUint32(d.waiters, ^uint32(0))
 					return context.DeadlineExceeded
 				}
 			}
 		}
-		futex.Wait(bell, v, timeout)
-		atomic.AddUint32(waiters, ^uint32(0))
+		futex.Wait(d.word, v, timeout)
+		atomic.AddUint32(d.waiters, ^uint32(0))
 		w.nparks++
 		storeRelease64(w.parks, w.nparks)
 	}

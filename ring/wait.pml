@@ -6,10 +6,11 @@
  * commit being a plain release store that x86 may keep in its store buffer
  * while it loads the waiter count (total store order).
  *
- * Process producer models Producer.commit followed by ring(): the stamp store
- * enters the store buffer; the waiter count is loaded from memory; a non-zero
- * count bumps the doorbell (a locked instruction, which drains the buffer)
- * and wakes sleepers.
+ * Process producer models Producer.commit followed by doorbell.ring(): the
+ * stamp store enters the store buffer; the waiter count is loaded from
+ * memory; a non-zero count, with the doorbell still at its armed value, bumps
+ * the doorbell (a locked instruction, which drains the buffer) and wakes
+ * sleepers.
  * Process consumer models Consumer.Peek through waiter.wait and waiter.park:
  * read the doorbell, count itself a waiter, fence (futex.Barrier, that is
  * membarrier(2), which drains the producer's store buffer), look again, and
@@ -20,9 +21,15 @@
  * The space doorbell (a producer waiting for room, the consumer publishing
  * its head) follows the same steps with the roles swapped.
  *
- * Build with -DNO_BARRIER to drop the fence, or -DLATE_READ to read the
- * doorbell after the last look: spin must then find a lost wake-up (an
- * invalid end state), which shows that the model can fail.
+ * A waker makes the wake call only if the doorbell still holds the value the
+ * waiter armed it at (doorbell.ring), and bumps it by compare-and-swap, so
+ * that commits made while the consumer is on its way to sleep do not each
+ * make a wake call.
+ *
+ * Build with -DNO_BARRIER to drop the fence, -DLATE_READ to read the doorbell
+ * after the last look, or -DARM_LATE to arm the doorbell after the last look
+ * instead of before the fence: spin must then find a lost wake-up (an invalid end state), which
+ * shows that the model can fail.
  */
 
 #define N 3              /* messages */
@@ -31,6 +38,7 @@ byte visible = 0;        /* committed messages the consumer can see */
 byte buffered = 0;       /* committed messages in the producer's program order */
 byte waiters = 0;        /* the waiter count */
 byte bell = 0;           /* the doorbell */
+byte armed = 0;          /* the doorbell value the waiter armed it at */
 bool asleep = false;     /* the consumer is asleep in futex_wait */
 
 /* A locked instruction or membarrier: the buffered stores reach memory. */
@@ -44,13 +52,29 @@ end:
 }
 
 active proctype producer() {
-	byte i;
+	byte i, b;
+	bool woke;
 	for (i : 1 .. N) {
 		buffered++;                   /* storeRelease64 of the stamp */
-		if                            /* ring(): load waiters from memory */
+		if                            /* doorbell.ring(): load waiters from memory */
 		:: waiters > 0 ->
-			atomic { flush(); bell++ };       /* atomic.AddUint32(bell, 1) */
-			atomic { asleep = false }         /* futex.Wake */
+			b = bell;
+			if
+			:: b == armed ->          /* not rung since it was armed */
+				atomic {              /* compare-and-swap b to b+1 (drains the buffer) */
+					flush();
+					woke = (bell == b);
+					if
+					:: woke -> bell++
+					:: else
+					fi
+				};
+				if
+				:: woke -> atomic { asleep = false }  /* futex.Wake */
+				:: else
+				fi
+			:: else -> skip
+			fi
 		:: else -> skip
 		fi
 	}
@@ -66,6 +90,9 @@ active proctype consumer() {
 #ifndef LATE_READ
 		v = bell;
 #endif
+#ifndef ARM_LATE
+		armed = v;                                    /* doorbell.arm */
+#endif
 		waiters++;
 #ifndef NO_BARRIER
 		atomic { flush() };                           /* futex.Barrier */
@@ -75,6 +102,9 @@ active proctype consumer() {
 		:: else ->
 #ifdef LATE_READ
 			v = bell;
+#endif
+#ifdef ARM_LATE
+			armed = v;
 #endif
 			atomic {                              /* futex.Wait(bell, v) */
 				if
