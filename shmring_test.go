@@ -430,3 +430,31 @@ func TestTwoProcesses(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelThenUnmap cancels blocked calls and unmaps the ring at once,
+// many times: the goroutine that a cancelled context starts to wake the
+// sleeper must be done with the ring's memory before the call returns (it
+// once was not, and a producer stopped by SIGTERM crashed with SIGSEGV).
+func TestCancelThenUnmap(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 300 {
+		path := filepath.Join(dir, fmt.Sprint("ring", i))
+		r, err := shmring.CreateFile(path, shmring.WithCapacity(4096), shmring.WithWaitPolicy(shmring.WaitPolicy{}))
+		skipUnsupported(t, err)
+		c, err := r.Consumer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			time.Sleep(time.Duration(i%50) * time.Microsecond)
+			cancel()
+		}()
+		if _, err := c.Recv(ctx, nil); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Recv on an empty ring: got %v, want context.Canceled", err)
+		}
+		c.Close()
+		r.Close() // unmaps: nothing may touch the memory after this
+		os.Remove(path)
+	}
+}

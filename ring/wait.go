@@ -153,8 +153,18 @@ func (w *waiter) park(ctx context.Context, d doorbell, try func() (bool, error))
 		// Cancellation rings the bell, so a sleeper notices it at once
 		// instead of at the end of its slice. Other sleepers on the bell
 		// wake spuriously and go back to sleep.
-		stop := context.AfterFunc(ctx, d.interrupt)
-		defer stop()
+		// The ring's memory may be unmapped as soon as the caller has
+		// its answer, so park does not return while the function runs.
+		ran := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			defer close(ran)
+			d.interrupt()
+		})
+		defer func() {
+			if !stop() {
+				<-ran
+			}
+		}()
 	}
 	for {
 		if err := ctx.Err(); err != nil {
