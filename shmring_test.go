@@ -24,6 +24,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv("SHMRING_TEST_CHILD") != "" {
 		os.Exit(child())
 	}
+	// Race-enabled child processes otherwise wait a second at exit.
+	os.Setenv("GORACE", "atexit_sleep_ms=0 "+os.Getenv("GORACE"))
 	goleak.VerifyTestMain(m)
 }
 

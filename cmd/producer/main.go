@@ -122,7 +122,7 @@ func run(args []string, stderr io.Writer) int {
 		// message, so at full speed one message in 64 is timed.
 		if interval > 0 || seq%64 == 0 {
 			if interval > 0 {
-				pace(start + int64(float64(seq)*interval))
+				stream.Pace(start + int64(float64(seq)*interval))
 			}
 			ts, flags = stream.Now(), stream.FlagTimed
 		}
@@ -161,20 +161,6 @@ func fail(stderr io.Writer, ctx context.Context, seq uint64, err error) int {
 	}
 	fmt.Fprintf(stderr, "producer: message %d: %v\n", seq, err)
 	return 1
-}
-
-// pace waits until the monotonic clock reaches target: sleeping while far
-// from it, spinning at the end, so that a fixed rate stays accurate.
-func pace(target int64) {
-	for {
-		d := target - stream.Now()
-		if d <= 0 {
-			return
-		}
-		if d > 200_000 {
-			time.Sleep(time.Duration(d - 100_000))
-		}
-	}
 }
 
 // reserve reserves n bytes, and when the ring is full records for the

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"time"
 	_ "unsafe" // for go:linkname
 )
 
@@ -121,4 +122,18 @@ func Decode(msg []byte) (Header, error) {
 		return h, fmt.Errorf("%w: checksum %#x, computed %#x", ErrCorrupt, got, want)
 	}
 	return h, nil
+}
+
+// Pace waits until Now reaches target: sleeping while far from it, spinning
+// at the end, so that a fixed rate stays accurate.
+func Pace(target int64) {
+	for {
+		d := target - Now()
+		if d <= 0 {
+			return
+		}
+		if d > 200_000 {
+			time.Sleep(time.Duration(d - 100_000))
+		}
+	}
 }

@@ -1,0 +1,60 @@
+//go:build unix
+
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// machine describes where the figures were measured.
+type machine struct {
+	CPUModel string `json:"cpu_model"`
+	CPUs     int    `json:"cpus"`
+	OS       string `json:"os"`
+	Kernel   string `json:"kernel"`
+	Arch     string `json:"arch"`
+	Go       string `json:"go"`
+	Date     string `json:"date"`
+}
+
+func describeMachine() machine {
+	m := machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version(),
+		Date: time.Now().UTC().Format(time.RFC3339)}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+func printTable(w io.Writer, m machine, rs []result) {
+	fmt.Fprintf(w, "%s, %d CPUs, %s %s/%s, %s, %s\n\n", m.CPUModel, m.CPUs, m.OS, m.Kernel, m.Arch, m.Go, m.Date)
+	fmt.Fprintf(w, "%-9s %-13s %-8s %7s %3s %14s %10s %10s %10s %10s %10s %7s\n",
+		"pattern", "transport", "wait", "size", "n", "msgs/s", "MB/s", "p50", "p99", "p99.9", "max", "cpu-s")
+	for _, r := range rs {
+		lat := func(ns int64) string {
+			if r.LatencyNs.Max == 0 {
+				return "-"
+			}
+			return time.Duration(ns).String()
+		}
+		fmt.Fprintf(w, "%-9s %-13s %-8s %7d %3d %14.0f %10.1f %10s %10s %10s %10s %7.2f\n",
+			r.Pattern, r.Transport, r.Wait, r.Size, r.Producers, r.MsgsPerSec, r.MBPerSec,
+			lat(r.LatencyNs.P50), lat(r.LatencyNs.P99), lat(r.LatencyNs.P999), lat(r.LatencyNs.Max), r.CPUSeconds)
+	}
+}

@@ -1,0 +1,257 @@
+//go:build unix
+
+// Command shmbench measures shmring side by side with Unix sockets, pipes
+// and TCP on loopback, between real processes: it re-runs itself as the
+// peer of every case.
+//
+// Patterns:
+//   - stream: one peer sends as fast as it can for -duration; throughput;
+//   - pingpong: one message in flight, echoed by the peer; round-trip latency;
+//   - lowrate: the peer sends -rate messages per second; one-way latency,
+//     which includes waking a receiver that went to sleep;
+//   - mpsc: -producers peers send at once into one receiver; throughput.
+//
+// Transports: shmring (once per -waits policy: "spin" never sleeps,
+// "default" is the library's default), uds (a Unix stream socket, one write
+// per message), uds-buffered (the same through a 64 KiB bufio.Writer, flushed
+// when the sender has nothing more to send), pipe, tcp (loopback). Every
+// message is written whole by the sender and read whole by the receiver,
+// which checks its size and the sequence number at both ends of it.
+//
+// Output: a table, or with -json one object {"machine": {...}, "results":
+// [...]}. Exit status 0 when every case ran, 1 when one failed, 2 for usage
+// errors.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/shmring/shmring/internal/bytesize"
+	"github.com/shmring/shmring/internal/stream"
+)
+
+func main() {
+	if env := os.Getenv(peerEnv); env != "" {
+		os.Exit(peerMain(env))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("shmbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		asJSON     = fs.Bool("json", false, "print one JSON object instead of a table")
+		duration   = fs.Duration("duration", 2*time.Second, "how long each case runs")
+		sizes      = fs.String("sizes", "64,1024,65536", "message `SIZES`, comma-separated (at least 32 bytes each; KiB and MiB suffixes work)")
+		transports = fs.String("transports", "shmring,uds,uds-buffered,pipe,tcp", "`TRANSPORTS` to compare")
+		patterns   = fs.String("patterns", "stream,pingpong,lowrate,mpsc", "`PATTERNS` to run")
+		waits      = fs.String("waits", "spin,default", "shmring wait `POLICIES`: spin, default")
+		producers  = fs.Int("producers", 4, "peers sending at once in the mpsc pattern")
+		rate       = fs.Float64("rate", 1000, "messages per second in the lowrate pattern")
+	)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cases, err := plan(*patterns, *transports, *waits, *sizes, *producers, *rate, *duration)
+	if err != nil || fs.NArg() > 0 {
+		if err == nil {
+			err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		}
+		fmt.Fprintf(stderr, "shmbench: %v\n", err)
+		return 2
+	}
+	var results []result
+	status := 0
+	for i, s := range cases {
+		if !*asJSON {
+			fmt.Fprintf(stderr, "\r\033[K[%d/%d] %s", i+1, len(cases), s)
+		}
+		res, err := runCase(s)
+		if err != nil {
+			fmt.Fprintf(stderr, "\nshmbench: %s: %v\n", s, err)
+			status = 1
+			continue
+		}
+		results = append(results, res)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(struct {
+			Machine machine  `json:"machine"`
+			Results []result `json:"results"`
+		}{describeMachine(), results})
+	} else {
+		fmt.Fprint(stderr, "\r\033[K")
+		printTable(stdout, describeMachine(), results)
+	}
+	return status
+}
+
+// plan lists the cases the flags ask for, checking each value.
+func plan(patterns, transports, waits, sizes string, producers int, rate float64, d time.Duration) ([]spec, error) {
+	if d <= 0 || producers < 1 || producers > 64 || rate <= 0 {
+		return nil, errors.New("-duration and -rate must be positive, -producers 1 to 64")
+	}
+	var sz []int
+	for _, f := range strings.Split(sizes, ",") {
+		n, err := bytesize.Parse(strings.TrimSpace(f))
+		if err != nil || n < minSize || n > 1<<20 {
+			return nil, fmt.Errorf("size %q: want %d bytes to 1MiB", f, minSize)
+		}
+		sz = append(sz, int(n))
+	}
+	var ws []string
+	for _, w := range strings.Split(waits, ",") {
+		if _, err := waitPolicy(w); err != nil {
+			return nil, err
+		}
+		ws = append(ws, w)
+	}
+	var cases []spec
+	for _, p := range strings.Split(patterns, ",") {
+		switch p {
+		case "stream", "pingpong", "lowrate", "mpsc":
+		default:
+			return nil, fmt.Errorf("unknown pattern %q (stream, pingpong, lowrate, mpsc)", p)
+		}
+		for _, t := range strings.Split(transports, ",") {
+			switch t {
+			case "shmring", "uds", "uds-buffered", "pipe", "tcp":
+			default:
+				return nil, fmt.Errorf("unknown transport %q (shmring, uds, uds-buffered, pipe, tcp)", t)
+			}
+			tw := []string{""}
+			if t == "shmring" {
+				tw = ws
+			}
+			for _, w := range tw {
+				for _, n := range sz {
+					s := spec{Pattern: p, Transport: t, Wait: w, Size: n, Producers: 1, Duration: d, Rate: rate}
+					if p == "mpsc" {
+						s.Producers = producers
+					}
+					cases = append(cases, s)
+				}
+			}
+		}
+	}
+	return cases, nil
+}
+
+// runCase runs one case: it prepares the transport, starts the peers,
+// measures, and adds up the CPU time of every process involved.
+func runCase(s spec) (result, error) {
+	dir, err := os.MkdirTemp("", "shmbench-")
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), s.Duration+time.Minute)
+	defer cancel()
+	e, err := newEndpoint(ctx, s, dir)
+	if err != nil {
+		return result{}, err
+	}
+	defer e.close()
+	exe, err := os.Executable()
+	if err != nil {
+		return result{}, err
+	}
+	cpu0 := selfCPU()
+	var peers []*exec.Cmd
+	var outs []*strings.Builder
+	defer func() {
+		for _, p := range peers {
+			if p.ProcessState == nil {
+				p.Process.Kill()
+				p.Wait()
+			}
+		}
+	}()
+	for i := range s.Producers {
+		ps := s
+		cmd := exec.CommandContext(ctx, exe)
+		e.peer(i, &ps, cmd)
+		js, _ := json.Marshal(ps)
+		cmd.Env = append(os.Environ(), peerEnv+"="+string(js))
+		out := &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			return result{}, err
+		}
+		peers, outs = append(peers, cmd), append(outs, out)
+	}
+	cs, err := e.conns()
+	if err != nil {
+		return result{}, err
+	}
+	n, secs, h, err := measure(s, cs)
+	for _, c := range cs {
+		if c != conn(e.rc) {
+			c.close()
+		}
+	}
+	if err != nil {
+		return result{}, err
+	}
+	cpu := selfCPU() - cpu0
+	for i, p := range peers {
+		if err := p.Wait(); err != nil {
+			return result{}, fmt.Errorf("peer %d: %v: %s", i, err, outs[i])
+		}
+		cpu += (p.ProcessState.UserTime() + p.ProcessState.SystemTime()).Seconds()
+	}
+	res := result{Transport: s.Transport, Wait: s.Wait, Pattern: s.Pattern, Size: s.Size, Producers: s.Producers,
+		Messages: n, Seconds: secs, CPUSeconds: cpu}
+	if secs > 0 {
+		res.MsgsPerSec = float64(n) / secs
+		res.MBPerSec = res.MsgsPerSec * float64(s.Size) / 1e6
+	}
+	if h.TotalCount() > 0 {
+		res.LatencyNs = stream.Latency{P50: h.ValueAtQuantile(50), P99: h.ValueAtQuantile(99),
+			P999: h.ValueAtQuantile(99.9), Max: h.Max()}
+	}
+	return res, nil
+}
+
+// peerMain is a peer process: it joins the case's transport and plays its
+// part of the pattern.
+func peerMain(env string) int {
+	var s spec
+	if err := json.Unmarshal([]byte(env), &s); err != nil {
+		fmt.Fprintf(os.Stderr, "shmbench peer: %v\n", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.Duration+time.Minute)
+	defer cancel()
+	c, err := dial(ctx, s)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "shmbench peer %d: %v\n", s.ID, err)
+		return 2
+	}
+	defer c.close()
+	if err := peerRun(s, c); err != nil {
+		fmt.Fprintf(os.Stderr, "shmbench peer %d: %v\n", s.ID, err)
+		return 1
+	}
+	return 0
+}
+
+// selfCPU is this process's CPU time so far, in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime)).Seconds()
+}

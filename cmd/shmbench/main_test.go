@@ -1,0 +1,92 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// The test binary is also the peer: run re-executes it.
+func TestMain(m *testing.M) {
+	if env := os.Getenv(peerEnv); env != "" {
+		os.Exit(peerMain(env))
+	}
+	// A race-enabled peer otherwise waits a second at exit, in every case.
+	os.Setenv("GORACE", "atexit_sleep_ms=0 "+os.Getenv("GORACE"))
+	os.Exit(m.Run())
+}
+
+// TestEveryCase runs every pattern over every transport briefly, as real
+// processes, and checks the JSON: every case present, with messages counted,
+// CPU time, and latency where the pattern measures it.
+func TestEveryCase(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skipf("named rings live in /dev/shm; %s is not measured", runtime.GOOS)
+	}
+	var out, errs bytes.Buffer
+	code := run([]string{"-json", "-duration", "100ms", "-sizes", "64,64KiB", "-producers", "3", "-rate", "2000"}, &out, &errs)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, &errs)
+	}
+	var doc struct {
+		Machine machine  `json:"machine"`
+		Results []result `json:"results"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, &out)
+	}
+	if doc.Machine.CPUs < 1 || doc.Machine.Go == "" {
+		t.Fatalf("machine %+v", doc.Machine)
+	}
+	// 4 patterns x (2 shmring policies + 4 other transports) x 2 sizes.
+	if len(doc.Results) != 4*6*2 {
+		t.Fatalf("%d results, want 48", len(doc.Results))
+	}
+	seen := map[string]bool{}
+	for _, r := range doc.Results {
+		name := r.Pattern + " " + r.Transport + " " + r.Wait
+		seen[name] = true
+		if r.Messages == 0 || r.MsgsPerSec <= 0 || r.MBPerSec <= 0 || r.Seconds <= 0 || r.CPUSeconds <= 0 {
+			t.Errorf("%s %d B: %+v", name, r.Size, r)
+		}
+		if (r.Transport == "shmring") != (r.Wait != "") {
+			t.Errorf("%s: wait %q", name, r.Wait)
+		}
+		timed := r.Pattern == "pingpong" || r.Pattern == "lowrate"
+		if timed != (r.LatencyNs.P50 > 0) || r.LatencyNs.Max < r.LatencyNs.P99 || r.LatencyNs.P99 < r.LatencyNs.P50 {
+			t.Errorf("%s %d B: latency %+v", name, r.Size, r.LatencyNs)
+		}
+		if want := map[bool]int{true: 3, false: 1}[r.Pattern == "mpsc"]; r.Producers != want {
+			t.Errorf("%s: %d producers, want %d", name, r.Producers, want)
+		}
+		if r.Pattern == "lowrate" && (r.Messages < 150 || r.Messages > 200) {
+			t.Errorf("lowrate %s: %d messages in 100 ms at 2000/s", r.Transport, r.Messages)
+		}
+	}
+	if len(seen) != 4*6 {
+		t.Errorf("%d distinct cases: %v", len(seen), seen)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-sizes", "16"},
+		{"-sizes", "64,lots"},
+		{"-transports", "carrier-pigeon"},
+		{"-patterns", "broadcast"},
+		{"-waits", "sleepy"},
+		{"-producers", "0"},
+		{"-duration", "0s"},
+		{"extra"},
+	} {
+		var out, errs bytes.Buffer
+		if code := run(args, &out, &errs); code != 2 || !strings.Contains(errs.String(), "shmbench") && !strings.Contains(errs.String(), "flag") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, &errs)
+		}
+	}
+}
