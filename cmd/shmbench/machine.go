@@ -44,7 +44,7 @@ func describeMachine() machine {
 
 func printTable(w io.Writer, m machine, rs []result) {
 	fmt.Fprintf(w, "%s, %d CPUs, %s %s/%s, %s, %s\n\n", m.CPUModel, m.CPUs, m.OS, m.Kernel, m.Arch, m.Go, m.Date)
-	fmt.Fprintf(w, "%-9s %-13s %-8s %7s %3s %14s %10s %10s %10s %10s %10s %7s\n",
+	fmt.Fprintf(w, "%-9s %-13s %-11s %7s %3s %14s %10s %10s %10s %10s %10s %7s\n",
 		"pattern", "transport", "wait", "size", "n", "msgs/s", "MB/s", "p50", "p99", "p99.9", "max", "cpu-s")
 	for _, r := range rs {
 		lat := func(ns int64) string {
@@ -53,7 +53,7 @@ func printTable(w io.Writer, m machine, rs []result) {
 			}
 			return time.Duration(ns).String()
 		}
-		fmt.Fprintf(w, "%-9s %-13s %-8s %7d %3d %14.0f %10.1f %10s %10s %10s %10s %7.2f\n",
+		fmt.Fprintf(w, "%-9s %-13s %-11s %7d %3d %14.0f %10.1f %10s %10s %10s %10s %7.2f\n",
 			r.Pattern, r.Transport, r.Wait, r.Size, r.Producers, r.MsgsPerSec, r.MBPerSec,
 			lat(r.LatencyNs.P50), lat(r.LatencyNs.P99), lat(r.LatencyNs.P999), lat(r.LatencyNs.Max), r.CPUSeconds)
 	}

@@ -12,7 +12,8 @@
 //   - mpsc: -producers peers send at once into one receiver; throughput.
 //
 // Transports: shmring (once per -waits policy: "spin" never sleeps,
-// "default" is the library's default), uds (a Unix stream socket, one write
+// "default" is the library's default, "park" sleeps at once, "spin=20us"
+// polls that long before it sleeps), uds (a Unix stream socket, one write
 // per message), uds-buffered (the same through a 64 KiB bufio.Writer, flushed
 // when the sender has nothing more to send), pipe, tcp (loopback). Every
 // message is written whole by the sender and read whole by the receiver,
@@ -56,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		sizes      = fs.String("sizes", "64,1024,65536", "message `SIZES`, comma-separated (at least 32 bytes each; KiB and MiB suffixes work)")
 		transports = fs.String("transports", "shmring,uds,uds-buffered,pipe,tcp", "`TRANSPORTS` to compare")
 		patterns   = fs.String("patterns", "stream,pingpong,lowrate,mpsc", "`PATTERNS` to run")
-		waits      = fs.String("waits", "spin,default", "shmring wait `POLICIES`: spin, default")
+		waits      = fs.String("waits", "spin,default", "shmring wait `POLICIES`: spin, default, park, spin=DURATION")
 		producers  = fs.Int("producers", 4, "peers sending at once in the mpsc pattern")
 		rate       = fs.Float64("rate", 1000, "messages per second in the lowrate pattern")
 	)

@@ -80,6 +80,7 @@ func TestBadFlags(t *testing.T) {
 		{"-transports", "carrier-pigeon"},
 		{"-patterns", "broadcast"},
 		{"-waits", "sleepy"},
+		{"-waits", "spin=forever"},
 		{"-producers", "0"},
 		{"-duration", "0s"},
 		{"extra"},

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"time"
 
 	"github.com/shmring/shmring"
 )
@@ -117,13 +119,22 @@ func (r *ringConn) close() error {
 	return nil
 }
 
-// waitPolicy maps -waits names to policies.
+// waitPolicy maps -waits names to policies: default (the library's),
+// spin (never sleep), park (sleep at once), or spin=DURATION (poll that long,
+// then sleep), to compare spin windows in one run.
 func waitPolicy(name string) (shmring.WaitPolicy, error) {
 	switch name {
 	case "default":
 		return shmring.DefaultWaitPolicy, nil
 	case "spin":
 		return shmring.SpinWaitPolicy, nil
+	case "park":
+		return shmring.WaitPolicy{}, nil
 	}
-	return shmring.WaitPolicy{}, fmt.Errorf("unknown wait policy %q (default, spin)", name)
+	if d, ok := strings.CutPrefix(name, "spin="); ok {
+		if spin, err := time.ParseDuration(d); err == nil && spin > 0 {
+			return shmring.WaitPolicy{Spin: spin}, nil
+		}
+	}
+	return shmring.WaitPolicy{}, fmt.Errorf("unknown wait policy %q (default, spin, park, spin=DURATION)", name)
 }
