@@ -37,6 +37,15 @@ const DefaultParkSlice = 100 * time.Millisecond
 
 // DefaultWaitPolicy is the policy used when none is given: spin long enough
 // to catch a peer in a request/response exchange, then sleep.
+//
+// Chosen by measurement (cmd/shmbench, README "Choosing the wait policy"):
+// a 64 B round trip stays at the spinning figure (290 ns p50, against 20 µs
+// for a Unix socket); at 1000 messages per second, where every message has
+// to wake a sleeper, one-way latency is below a socket's (25 µs p50 against
+// 38 µs) for the same CPU time (0.26 against 0.25 CPU-seconds over 2 s, both
+// processes). The cost of waiting is at most 50 µs of one core per wait that
+// ends in a sleep. SpinWaitPolicy cuts that one-way latency to under 1 µs
+// for one busy core per waiting side, all the time.
 var DefaultWaitPolicy = WaitPolicy{Spin: 20 * time.Microsecond, Yield: 30 * time.Microsecond}
 
 // SpinWaitPolicy never sleeps in the kernel.
