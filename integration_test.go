@@ -42,7 +42,7 @@ func buildCommands(tb testing.TB) (producer, consumer string) {
 		if raceEnabled {
 			args = append(args, "-race")
 		}
-		cmd := exec.Command("go", append(args, "./cmd/producer", "./cmd/consumer")...)
+		cmd := exec.Command("go", append(args, "./cmd/producer", "./cmd/consumer", "./cmd/shmstat")...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			build.err = fmt.Errorf("go build: %w\n%s", err, out)
 		}
@@ -51,6 +51,13 @@ func buildCommands(tb testing.TB) (producer, consumer string) {
 		tb.Fatal(build.err)
 	}
 	return filepath.Join(build.dir, "producer"), filepath.Join(build.dir, "consumer")
+}
+
+// command returns the path of one of the built commands.
+func command(tb testing.TB, name string) string {
+	tb.Helper()
+	buildCommands(tb)
+	return filepath.Join(build.dir, name)
 }
 
 // run is one command in flight, with its output kept for the failure report.

@@ -7,45 +7,50 @@ import "sync/atomic"
 // is not atomic as a whole, and its values are reported as found: they are
 // for people and tests, and nothing in this package acts on them.
 type Stats struct {
-	Head, Tail uint64
+	Head uint64 `json:"head"`
+	Tail uint64 `json:"tail"`
 	// Attaches counts producer attaches since creation, Attached the slots
 	// marked attached now (dead producers included until they are freed).
-	Attaches uint64
-	Attached uint32
-	Consumer ConsumerStats
+	Attaches uint64        `json:"attaches"`
+	Attached uint32        `json:"attached"`
+	Consumer ConsumerStats `json:"consumer"`
 	// Slots lists the producer slots that were ever attached.
-	Slots []SlotStats
+	Slots []SlotStats `json:"slots"`
 }
 
 // ConsumerStats describes the consumer line.
 type ConsumerStats struct {
-	Attached bool   // marked attached
-	Alive    bool   // its liveness lock is held
-	PID      uint32 // informational: PIDs are reused
-	Attaches uint64
-	Messages uint64 // as of its last head store
-	Bytes    uint64
-	Parks    uint64 // sleeps on the data doorbell
-	Wakes    uint64 // wake system calls on the space doorbell
+	Attached bool   `json:"attached"` // marked attached
+	Alive    bool   `json:"alive"`    // its liveness lock is held
+	PID      uint32 `json:"pid"`      // informational: PIDs are reused
+	Attaches uint64 `json:"attaches"`
+	Messages uint64 `json:"messages"` // as of its last head store
+	Bytes    uint64 `json:"bytes"`
+	Parks    uint64 `json:"parks"` // sleeps on the data doorbell
+	Wakes    uint64 `json:"wakes"` // wake system calls on the space doorbell
 	// Recovered counts claims of dead producers skipped; Reaped the slots
 	// of dead producers freed.
-	Recovered uint64
-	Reaped    uint64
+	Recovered uint64 `json:"recovered"`
+	Reaped    uint64 `json:"reaped"`
 }
 
 // SlotStats describes one producer slot.
 type SlotStats struct {
-	Slot       uint32
-	Attached   bool // marked attached
-	Alive      bool // its liveness lock is held
-	PID        uint32
-	Generation uint64 // attaches of this slot
+	Slot       uint32 `json:"slot"`
+	Attached   bool   `json:"attached"` // marked attached
+	Alive      bool   `json:"alive"`    // its liveness lock is held
+	PID        uint32 `json:"pid"`
+	Generation uint64 `json:"generation"` // attaches of this slot
 	// ClaimPos and ClaimLen are the claim in flight or last made
 	// (multi-producer rings); ClaimLen 0 means none yet.
-	ClaimPos, ClaimLen uint64
-	Messages, Bytes    uint64 // committed by the current (or last) owner
-	FullWaits          uint64 // times it found the ring full
-	Parks, Wakes       uint64
+	ClaimPos uint64 `json:"claim_pos"`
+	ClaimLen uint64 `json:"claim_len"`
+	// Messages and Bytes were committed by the current (or last) owner.
+	Messages  uint64 `json:"messages"`
+	Bytes     uint64 `json:"bytes"`
+	FullWaits uint64 `json:"full_waits"` // times it found the ring full
+	Parks     uint64 `json:"parks"`      // sleeps on the space doorbell
+	Wakes     uint64 `json:"wakes"`      // wake system calls on the data doorbell
 }
 
 // Stats reads the ring's shared state. It asks the Locker whether each

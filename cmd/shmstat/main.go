@@ -1,0 +1,163 @@
+// Command shmstat shows what is inside a live ring without disturbing it:
+// its header, its positions, the consumer and every producer slot that was
+// used, with whether each peer is alive (its liveness lock is held) and its
+// counters. It takes no lock and writes nothing to the ring.
+//
+//	shmstat -name orders            # once
+//	shmstat -name orders -watch 1s  # again every second, with rates
+//	shmstat -path /var/run/ring -json
+//
+// Exit status: 0 on success, 1 when the ring cannot be read (missing, not a
+// ring, corrupt header), 2 for usage errors.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/shmring/shmring"
+	"github.com/shmring/shmring/internal/ringflag"
+	"github.com/shmring/shmring/ring"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("shmstat", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var loc ringflag.Location
+	loc.Register(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object per look")
+	watch := fs.Duration("watch", 0, "look again every `INTERVAL` until interrupted")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: shmstat [-name NAME | -path FILE] [-json] [-watch INTERVAL]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 || *watch < 0 {
+		fmt.Fprintln(stderr, "shmstat: -watch must be positive, and no arguments follow the flags")
+		return 2
+	}
+	r, err := loc.Open(shmring.WithInitWait(100 * time.Millisecond))
+	if err != nil {
+		fmt.Fprintf(stderr, "shmstat: %v\n", err)
+		return 1
+	}
+	defer r.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var prev *snapshot
+	for {
+		st, err := r.Stats()
+		if err != nil {
+			fmt.Fprintf(stderr, "shmstat: %v\n", err)
+			return 1
+		}
+		snap := &snapshot{Ring: loc.String(), Time: time.Now(), Info: info(r.Info()), Stats: st}
+		snap.rates(prev)
+		if *asJSON {
+			json.NewEncoder(stdout).Encode(snap)
+		} else {
+			snap.print(stdout)
+		}
+		if *watch == 0 {
+			return 0
+		}
+		prev = snap
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-time.After(*watch):
+		}
+	}
+}
+
+// snapshot is one look at a ring, as printed and as JSON.
+type snapshot struct {
+	Ring  string     `json:"ring"`
+	Time  time.Time  `json:"time"`
+	Info  header     `json:"header"`
+	Stats ring.Stats `json:"stats"`
+	Lag   uint64     `json:"lag_bytes"` // tail - head: bytes claimed and not yet consumed
+	// Rates since the previous look (with -watch), per second.
+	MsgsPerSec  float64 `json:"consumed_msgs_per_sec,omitempty"`
+	BytesPerSec float64 `json:"consumed_bytes_per_sec,omitempty"`
+}
+
+type header struct {
+	Capacity      uint64    `json:"capacity"`
+	MaxMessage    uint32    `json:"max_message"`
+	Slots         uint32    `json:"slots"`
+	MultiProducer bool      `json:"multi_producer"`
+	UUID          string    `json:"uuid"`
+	CreatorPID    uint32    `json:"creator_pid"`
+	Created       time.Time `json:"created"`
+	Size          uint64    `json:"size"`
+}
+
+func info(i ring.Info) header {
+	return header{Capacity: i.Capacity, MaxMessage: i.MaxMessage, Slots: i.Slots, MultiProducer: i.MultiProducer,
+		UUID:       fmt.Sprintf("%x-%x-%x-%x-%x", i.UUID[0:4], i.UUID[4:6], i.UUID[6:8], i.UUID[8:10], i.UUID[10:16]),
+		CreatorPID: i.CreatorPID, Created: time.Unix(0, i.CreatedUnixNano), Size: i.Size}
+}
+
+func (s *snapshot) rates(prev *snapshot) {
+	if s.Stats.Tail >= s.Stats.Head {
+		s.Lag = s.Stats.Tail - s.Stats.Head
+	}
+	if prev == nil {
+		return
+	}
+	dt := s.Time.Sub(prev.Time).Seconds()
+	c, p := s.Stats.Consumer, prev.Stats.Consumer
+	if dt > 0 && c.Messages >= p.Messages && c.Bytes >= p.Bytes {
+		s.MsgsPerSec = float64(c.Messages-p.Messages) / dt
+		s.BytesPerSec = float64(c.Bytes-p.Bytes) / dt
+	}
+}
+
+func (s *snapshot) print(w io.Writer) {
+	h, st := s.Info, s.Stats
+	kind := "single-producer"
+	if h.MultiProducer {
+		kind = "multi-producer"
+	}
+	fmt.Fprintf(w, "%s  %s\n", s.Ring, s.Time.Format(time.RFC3339Nano))
+	fmt.Fprintf(w, "  %s ring, capacity %d, max message %d, %d slots, uuid %s, created %s by pid %d\n",
+		kind, h.Capacity, h.MaxMessage, h.Slots, h.UUID, h.Created.Format(time.RFC3339), h.CreatorPID)
+	fmt.Fprintf(w, "  head %d  tail %d  lag %d bytes (%.1f%% full)\n", st.Head, st.Tail, s.Lag, 100*float64(s.Lag)/float64(h.Capacity))
+	fmt.Fprintf(w, "  producers attached %d, attaches %d\n", st.Attached, st.Attaches)
+	c := st.Consumer
+	fmt.Fprintf(w, "  consumer  %s pid %d  messages %d  bytes %d  sleeps %d  wake calls %d  recovered %d  dead producers freed %d\n",
+		peerState(c.Attached, c.Alive), c.PID, c.Messages, c.Bytes, c.Parks, c.Wakes, c.Recovered, c.Reaped)
+	if s.MsgsPerSec > 0 {
+		fmt.Fprintf(w, "            %.0f msg/s, %.1f MB/s since the last look\n", s.MsgsPerSec, s.BytesPerSec/1e6)
+	}
+	for _, sl := range st.Slots {
+		claim := "-"
+		if sl.ClaimLen > 0 {
+			claim = fmt.Sprintf("%d+%d", sl.ClaimPos, sl.ClaimLen)
+		}
+		fmt.Fprintf(w, "  slot %-3d  %s pid %d  messages %d  bytes %d  full %d  sleeps %d  wake calls %d  attaches %d  claim %s\n",
+			sl.Slot, peerState(sl.Attached, sl.Alive), sl.PID, sl.Messages, sl.Bytes, sl.FullWaits, sl.Parks, sl.Wakes, sl.Generation, claim)
+	}
+}
+
+func peerState(attached, alive bool) string {
+	switch {
+	case attached && alive:
+		return "alive   "
+	case attached:
+		return "DEAD    "
+	}
+	return "detached"
+}

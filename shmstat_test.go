@@ -1,0 +1,84 @@
+package shmring_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shmring/shmring"
+	"github.com/shmring/shmring/ring"
+)
+
+// TestShmstat looks at a ring with a live consumer and a live producer
+// through cmd/shmstat -json, and checks what it reports against what this
+// process did. Then the bad inputs.
+func TestShmstat(t *testing.T) {
+	shmstat := command(t, "shmstat")
+	name := ringName(t)
+	r, err := shmring.Create(name, shmring.WithCapacity(64<<10), shmring.WithMultiProducer())
+	skipUnsupported(t, err)
+	defer r.Close()
+	c, err := r.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := r.Producer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for range 10 {
+		p.TrySend(make([]byte, 100))
+	}
+	for range 4 {
+		c.TryRecv(make([]byte, 100))
+	}
+	st := start(t, shmstat, "-name", name, "-json")
+	if code := st.wait(t, time.Minute); code != 0 {
+		t.Fatalf("shmstat exited %d\n%s", code, st)
+	}
+	var snap struct {
+		Header struct {
+			Capacity      uint64 `json:"capacity"`
+			MultiProducer bool   `json:"multi_producer"`
+		} `json:"header"`
+		Stats ring.Stats `json:"stats"`
+		Lag   uint64     `json:"lag_bytes"`
+	}
+	if err := json.Unmarshal(st.stdout.Bytes(), &snap); err != nil {
+		t.Fatalf("%v\n%s", err, st)
+	}
+	s := snap.Stats
+	if snap.Header.Capacity != 64<<10 || !snap.Header.MultiProducer || s.Tail != 10*120 || snap.Lag != s.Tail-s.Head {
+		t.Fatalf("header %+v, head %d, tail %d, lag %d", snap.Header, s.Head, s.Tail, snap.Lag)
+	}
+	if !s.Consumer.Attached || !s.Consumer.Alive || s.Consumer.PID != uint32(os.Getpid()) {
+		t.Fatalf("consumer %+v", s.Consumer)
+	}
+	if len(s.Slots) != 1 || !s.Slots[0].Alive || s.Slots[0].Messages != 10 || s.Slots[0].Bytes != 1000 {
+		t.Fatalf("slots %+v", s.Slots)
+	}
+
+	notRing := filepath.Join(t.TempDir(), "not-a-ring")
+	os.WriteFile(notRing, []byte(strings.Repeat("x", 8192)), 0o600)
+	for _, tc := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"-name", "shmring-no-such-ring"}, 1, "no such file"},
+		{[]string{"-path", notRing}, 1, "bad magic"},
+		{[]string{"-name", "a/b"}, 1, "invalid"},
+		{[]string{"-watch", "-1s"}, 2, "-watch"},
+		{[]string{"-bogus"}, 2, "flag provided but not defined"},
+	} {
+		st := start(t, shmstat, tc.args...)
+		if code := st.wait(t, time.Minute); code != tc.code || !strings.Contains(st.stderr.String(), tc.says) {
+			t.Errorf("%v: exit %d, want %d and %q\n%s", tc.args, code, tc.code, tc.says, st)
+		}
+	}
+}
