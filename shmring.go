@@ -160,7 +160,7 @@ func open(o options, name string, openSeg func() (*shm.Segment, error)) (*Ring, 
 	for delay := 100 * time.Microsecond; ; delay = min(2*delay, 10*time.Millisecond) {
 		seg, err := openSeg()
 		if err == nil {
-			r, aerr := ring.Attach(seg.Bytes())
+			r, aerr := attach(seg.Bytes())
 			if aerr == nil {
 				r.SetLocker(seg)
 				return &Ring{seg: seg, r: r, opts: o, name: name, refs: 1}, nil
@@ -194,7 +194,7 @@ func (r *Ring) Producer() (*Producer, error) {
 	if err := r.acquire(); err != nil {
 		return nil, err
 	}
-	p, err := r.r.NewProducer(ring.ProducerOptions{Wait: r.opts.wait, Liveness: r.opts.liveness, WaitForConsumer: r.opts.waitConsumer})
+	p, err := r.newProducer()
 	if err != nil {
 		r.release()
 		return nil, fmt.Errorf("ring %s: producer: %w", r.name, err)
@@ -208,7 +208,7 @@ func (r *Ring) Consumer() (*Consumer, error) {
 	if err := r.acquire(); err != nil {
 		return nil, err
 	}
-	c, err := r.r.NewConsumer(ring.ConsumerOptions{Wait: r.opts.wait, EOF: r.opts.eof, EOFAfter: r.opts.eofAfter, Liveness: r.opts.liveness})
+	c, err := r.newConsumer()
 	if err != nil {
 		r.release()
 		return nil, fmt.Errorf("ring %s: consumer: %w", r.name, err)
@@ -266,5 +266,5 @@ func (r *Ring) Stats() (ring.Stats, error) {
 		return ring.Stats{}, err
 	}
 	defer r.release()
-	return r.r.Stats(), nil
+	return r.stats()
 }

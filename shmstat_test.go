@@ -2,6 +2,7 @@ package shmring_test
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,5 +81,26 @@ func TestShmstat(t *testing.T) {
 		if code := st.wait(t, time.Minute); code != tc.code || !strings.Contains(st.stderr.String(), tc.says) {
 			t.Errorf("%v: exit %d, want %d and %q\n%s", tc.args, code, tc.code, tc.says, st)
 		}
+	}
+}
+
+// TestTruncatedUnderStats truncates a ring's file under an open Ring: Stats,
+// Producer and Consumer must report ErrTruncated, not die of SIGBUS.
+func TestTruncatedUnderStats(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ring")
+	r, err := shmring.CreateFile(path, shmring.WithCapacity(4096))
+	skipUnsupported(t, err)
+	defer r.Close()
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Stats(); !errors.Is(err, shmring.ErrTruncated) {
+		t.Fatalf("Stats: got %v, want ErrTruncated", err)
+	}
+	if _, err := r.Producer(); !errors.Is(err, shmring.ErrTruncated) {
+		t.Fatalf("Producer: got %v, want ErrTruncated", err)
+	}
+	if _, err := r.Consumer(); !errors.Is(err, shmring.ErrTruncated) {
+		t.Fatalf("Consumer: got %v, want ErrTruncated", err)
 	}
 }
