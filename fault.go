@@ -30,7 +30,4 @@ func (r *Ring) newConsumer() (c *ring.Consumer, err error) {
 	return r.r.NewConsumer(ring.ConsumerOptions{Wait: r.opts.wait, EOF: r.opts.eof, EOFAfter: r.opts.eofAfter, Liveness: r.opts.liveness})
 }
 
-func (r *Ring) stats() (st ring.Stats, err error) {
-	defer ring.CatchFault(debug.SetPanicOnFault(true), &err)
-	return r.r.Stats(), nil
-}
+func (r *Ring) stats() (ring.Stats, error) { return stats(r.r) }

@@ -142,6 +142,13 @@ func create(o options, name string, newSeg func(int64) (*shm.Segment, error)) (*
 	if err != nil {
 		return nil, err
 	}
+	// Present from the start, so that RemoveUnused never takes a ring
+	// that is being created.
+	if _, err := seg.TryLockShared(presenceLock); err != nil {
+		seg.Remove()
+		seg.Close()
+		return nil, err
+	}
 	r, err := ring.Init(seg.Bytes(), cfg)
 	if err != nil {
 		seg.Remove()
@@ -161,6 +168,9 @@ func open(o options, name string, openSeg func() (*shm.Segment, error)) (*Ring, 
 		seg, err := openSeg()
 		if err == nil {
 			r, aerr := attach(seg.Bytes())
+			if aerr == nil {
+				aerr = present(seg)
+			}
 			if aerr == nil {
 				r.SetLocker(seg)
 				return &Ring{seg: seg, r: r, opts: o, name: name, refs: 1}, nil

@@ -300,6 +300,8 @@ func child() int {
 		return churnChild()
 	case "tiny":
 		return tinyChild()
+	case "hold":
+		return holdChild()
 	case "producer":
 		count, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_COUNT"), 10, 64)
 		maxSize, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_MAXSIZE"))

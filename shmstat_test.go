@@ -64,6 +64,24 @@ func TestShmstat(t *testing.T) {
 		t.Fatalf("slots %+v", s.Slots)
 	}
 
+	ls := start(t, shmstat, "-list", "-json")
+	if code := ls.wait(t, time.Minute); code != 0 {
+		t.Fatalf("shmstat -list exited %d\n%s", code, ls)
+	}
+	var rings []shmring.RingStatus
+	if err := json.Unmarshal(ls.stdout.Bytes(), &rings); err != nil {
+		t.Fatalf("%v\n%s", err, ls)
+	}
+	found := false
+	for _, rs := range rings {
+		if rs.Name == name {
+			found = rs.State == "in use" && rs.Stats != nil && rs.Stats.Consumer.Alive
+		}
+	}
+	if !found {
+		t.Fatalf("shmstat -list does not show %s in use with its consumer alive:\n%s", name, ls)
+	}
+
 	notRing := filepath.Join(t.TempDir(), "not-a-ring")
 	os.WriteFile(notRing, []byte(strings.Repeat("x", 8192)), 0o600)
 	for _, tc := range []struct {

@@ -85,3 +85,23 @@ func (s *Segment) Locked(off int64) (bool, error) {
 	}
 	return held, nil
 }
+
+// TryLockShared takes a shared (read) lock at byte off without waiting: any
+// number of holders may share it, and it excludes TryLock's exclusive lock
+// on the same byte. It reports false while an exclusive holder has it. The
+// lock lasts until Close (which releases every lock of the Segment).
+func (s *Segment) TryLockShared(off int64) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.file == nil {
+		return false, os.ErrClosed
+	}
+	ok, err := tryLockShared(s.file, off)
+	if err != nil {
+		return false, fmt.Errorf("shared lock on byte %d of %s: %w", off, s.path, err)
+	}
+	return ok, nil
+}
+
+// Dir returns the directory that holds named segments (/dev/shm on Linux).
+func Dir() string { return namedDir() }

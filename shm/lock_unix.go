@@ -9,8 +9,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func tryLock(f *os.File, off int64) (bool, error) {
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
+func tryLock(f *os.File, off int64) (bool, error) { return tryLockType(f, off, unix.F_WRLCK) }
+
+func tryLockShared(f *os.File, off int64) (bool, error) { return tryLockType(f, off, unix.F_RDLCK) }
+
+func tryLockType(f *os.File, off int64, typ int16) (bool, error) {
+	lk := unix.Flock_t{Type: typ, Whence: 0, Start: off, Len: 1}
 	err := unix.FcntlFlock(f.Fd(), fSetLk, &lk)
 	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
 		return false, nil

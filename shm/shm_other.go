@@ -25,4 +25,6 @@ const LockKind = "none"
 
 func tryLock(f *os.File, off int64) (bool, error) { return false, ErrNotSupported }
 func unlock(f *os.File, off int64) error          { return ErrNotSupported }
-func locked(f *os.File, off int64) (bool, error)  { return false, ErrNotSupported }
+
+func tryLockShared(f *os.File, off int64) (bool, error) { return false, ErrNotSupported }
+func locked(f *os.File, off int64) (bool, error)        { return false, ErrNotSupported }

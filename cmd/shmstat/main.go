@@ -6,6 +6,8 @@
 //	shmstat -name orders            # once
 //	shmstat -name orders -watch 1s  # again every second, with rates
 //	shmstat -path /var/run/ring -json
+//	shmstat -list                   # the named rings: in use, unused, unfinished
+//	shmstat -clean                  # remove those no process has open
 //
 // Exit status: 0 on success, 1 when the ring cannot be read (missing, not a
 // ring, corrupt header), 2 for usage errors.
@@ -36,8 +38,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	loc.Register(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per look")
 	watch := fs.Duration("watch", 0, "look again every `INTERVAL` until interrupted")
+	list := fs.Bool("list", false, "list the named rings and their state instead")
+	clean := fs.Bool("clean", false, "remove the named rings that no process has open, and list them")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: shmstat [-name NAME | -path FILE] [-json] [-watch INTERVAL]")
+		fmt.Fprintln(stderr, "usage: shmstat [-name NAME | -path FILE] [-json] [-watch INTERVAL]\n       shmstat -list | -clean [-json]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -46,6 +50,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 || *watch < 0 {
 		fmt.Fprintln(stderr, "shmstat: -watch must be positive, and no arguments follow the flags")
 		return 2
+	}
+	if *list || *clean {
+		return listRings(*clean, *asJSON, stdout, stderr)
 	}
 	r, err := loc.Open(shmring.WithInitWait(100 * time.Millisecond))
 	if err != nil {
@@ -79,6 +86,39 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case <-time.After(*watch):
 		}
 	}
+}
+
+// listRings prints the named rings (-list), or removes the unused ones and
+// prints those (-clean).
+func listRings(clean, asJSON bool, stdout, stderr io.Writer) int {
+	what, f := "named rings", shmring.List
+	if clean {
+		what, f = "removed", shmring.RemoveUnused
+	}
+	rings, err := f()
+	if err != nil {
+		fmt.Fprintf(stderr, "shmstat: %v\n", err)
+		return 1
+	}
+	if asJSON {
+		json.NewEncoder(stdout).Encode(rings)
+		return 0
+	}
+	fmt.Fprintf(stdout, "%d %s\n", len(rings), what)
+	for _, r := range rings {
+		peers := ""
+		if s := r.Stats; s != nil {
+			alive := 0
+			for _, sl := range s.Slots {
+				if sl.Alive {
+					alive++
+				}
+			}
+			peers = fmt.Sprintf("consumer %s, %d of %d producers alive", peerState(s.Consumer.Attached, s.Consumer.Alive), alive, s.Attached)
+		}
+		fmt.Fprintf(stdout, "  %-40s %10d bytes  %-10s  modified %s  %s\n", r.Name, r.Size, r.State, r.Modified.Format(time.RFC3339), peers)
+	}
+	return 0
 }
 
 // snapshot is one look at a ring, as printed and as JSON.

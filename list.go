@@ -1,0 +1,119 @@
+package shmring
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"time"
+
+	"github.com/shmring/shmring/ring"
+	"github.com/shmring/shmring/shm"
+)
+
+// RingStatus describes one ring among the named ones (the files in
+// /dev/shm on Linux).
+type RingStatus struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	// State is "in use" (some process has the ring open), "unused" (no
+	// process has it open: its creator and every peer closed it or died),
+	// or "unfinished" (a creator that never completed it, and nobody has
+	// it open). Files that are not rings are not listed.
+	State string `json:"state"`
+	// Modified is when the file was last modified (written through a
+	// mapping counts). RemoveUnused spares files modified in the last few
+	// seconds.
+	Modified time.Time `json:"modified"`
+	// Stats is the ring's shared state, for a ring whose header is valid.
+	Stats *ring.Stats `json:"stats,omitempty"`
+}
+
+// unusedGrace spares files modified more recently than this from RemoveUnused: a creator
+// takes the presence lock a moment after it creates the file.
+const unusedGrace = 5 * time.Second
+
+// List describes the named rings, in name order. It takes no lock that a
+// peer would notice for longer than it takes to test one. On systems other
+// than Linux a process's own open rings look unused to it (POSIX locks).
+func List() ([]RingStatus, error) { return scan(false) }
+
+// RemoveUnused removes the named rings that no process has open (all their
+// processes closed them or died) and that have not changed in the last few
+// seconds, and returns their statuses. A ring open in any process, even one
+// stopped or without peers attached, is never removed.
+func RemoveUnused() ([]RingStatus, error) { return scan(true) }
+
+func scan(remove bool) ([]RingStatus, error) {
+	entries, err := os.ReadDir(shm.Dir())
+	if err != nil {
+		return nil, err
+	}
+	var out []RingStatus
+	for _, e := range entries {
+		if !e.Type().IsRegular() || shm.ValidateName(e.Name()) != nil {
+			continue
+		}
+		st, ok := inspect(e.Name(), remove)
+		if ok && (!remove || st.State != "in use") {
+			out = append(out, st)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// inspect looks at one named file; ok is false when it is not a ring. With
+// remove, an unused or unfinished ring past the grace period is removed
+// while its presence lock is held exclusively, so that no opener can join
+// it meanwhile.
+func inspect(name string, remove bool) (st RingStatus, ok bool) {
+	seg, err := shm.Open(name, 1)
+	if err != nil {
+		return st, false
+	}
+	defer seg.Close()
+	fi, err := seg.File().Stat()
+	if err != nil {
+		return st, false
+	}
+	st = RingStatus{Name: name, Size: fi.Size(), Modified: fi.ModTime()}
+	r, err := attach(seg.Bytes())
+	switch {
+	case err == nil:
+		r.SetLocker(seg)
+		if s, err := stats(r); err == nil {
+			st.Stats = &s
+		}
+	case errors.Is(err, ring.ErrNotReady) || errors.Is(err, shm.ErrTooSmall):
+		st.State = "unfinished"
+	default:
+		return st, false // not a ring: never ours to judge
+	}
+	free, err := seg.TryLock(presenceLock)
+	if err != nil {
+		return st, false
+	}
+	if !free {
+		st.State = "in use"
+		return st, true
+	}
+	if st.State == "" {
+		st.State = "unused"
+	}
+	if remove {
+		if time.Since(st.Modified) < unusedGrace {
+			st.State = "in use" // too young to judge: not removed, not reported
+		} else if err := os.Remove(filepath.Join(shm.Dir(), name)); err != nil {
+			return st, false
+		}
+	}
+	seg.Unlock(presenceLock)
+	return st, true
+}
+
+func stats(r *ring.Ring) (s ring.Stats, err error) {
+	defer ring.CatchFault(debug.SetPanicOnFault(true), &err)
+	return r.Stats(), nil
+}

@@ -1,0 +1,38 @@
+package shmring
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/shmring/shmring/shm"
+)
+
+// Presence: every open Ring holds a shared lock on byte presenceLock of the
+// ring's file, from creation or opening until Close, whether or not it has
+// a producer or a consumer attached. A ring whose presence lock can be taken
+// exclusively is open in no process (FORMAT.md, "Peers"): RemoveUnused
+// removes only such rings.
+const presenceLock = 0
+
+// present takes the presence lock of a segment just opened, and checks that
+// its path still names it: RemoveUnused holds the lock exclusively while it
+// removes a ring, so an opener that raced with it finds the name gone.
+func present(seg *shm.Segment) error {
+	ok, err := seg.TryLockShared(presenceLock)
+	if err != nil {
+		return err
+	}
+	notExist := &os.PathError{Op: "open", Path: seg.Path(), Err: fmt.Errorf("removed as unused while opening: %w", os.ErrNotExist)}
+	if !ok {
+		return notExist
+	}
+	mine, err := seg.File().Stat()
+	if err != nil {
+		return err
+	}
+	named, err := os.Stat(seg.Path())
+	if err != nil || !os.SameFile(mine, named) {
+		return notExist
+	}
+	return nil
+}
