@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -218,4 +219,55 @@ func waitAttached(t *testing.T, r *shmring.Ring, p *run) {
 		}
 	}
 	t.Fatalf("producer never attached\n%s", p)
+}
+
+// TestScribbler has a third process write random bytes over the control
+// lines and the data area of a ring while a producer and a consumer run.
+// Both must end on their own, with an error and a non-zero status, never
+// with a panic, a crash or a hang (their -idle and -stall bound the waits).
+func TestScribbler(t *testing.T) {
+	producer, consumer := buildCommands(t)
+	for _, target := range []string{"control", "data"} {
+		t.Run(target, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "ring")
+			c := start(t, consumer, "-path", path, "-capacity", "64KiB", "-idle", "2s")
+			p := start(t, producer, "-path", path, "-count", "0", "-stall", "2s")
+			r, err := shmring.OpenFile(path, shmring.WithOpenWait(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Close()
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			rng := rand.New(rand.NewPCG(1, 2))
+			off, span := int64(4096), int64(1024) // the control lines
+			if target == "data" {
+				off, span = 16384, 64<<10
+			}
+			junk := make([]byte, 64)
+			for i := 0; i < 200 && (c.cmd.ProcessState == nil || p.cmd.ProcessState == nil); i++ {
+				for j := range junk {
+					junk[j] = byte(rng.Uint32())
+				}
+				f.WriteAt(junk, off+rng.Int64N(span-64))
+				time.Sleep(time.Millisecond)
+			}
+			for _, cmd := range []*run{c, p} {
+				code := cmd.wait(t, time.Minute)
+				out := cmd.stderr.String()
+				if strings.Contains(out, "panic") || strings.Contains(out, "fatal error") || strings.Contains(out, "goroutine ") {
+					t.Fatalf("%s crashed (exit %d)\n%s", filepath.Base(cmd.cmd.Path), code, cmd)
+				}
+				// 1: failed part-way; 2: refused at setup (a producer that
+				// attached after the scribbling began).
+				if code != 1 && (code != 2 || cmd == c) {
+					t.Fatalf("%s exited %d on a scribbled ring\n%s", filepath.Base(cmd.cmd.Path), code, cmd)
+				}
+				t.Logf("%s: exit %d: %s %s", filepath.Base(cmd.cmd.Path), code, strings.TrimSpace(out), strings.TrimSpace(cmd.stdout.String()))
+			}
+		})
+	}
 }

@@ -320,6 +320,29 @@ func (c *Consumer) Close() error {
 	return c.r.locker.Unlock(offConsumer)
 }
 
+// checkStuck reports a single-producer ring whose published tail is past a
+// record the consumer finds uncommitted: the producer stamps a record before
+// it stores the tail, so the record's header was overwritten (hostile or
+// broken memory), and without this the consumer would wait for it forever.
+func (c *Consumer) checkStuck() error {
+	r := c.r
+	tail := atomic.LoadUint64(r.tail)
+	head := c.head
+	if rem := r.capacity - head&r.mask; rem < RecordHeaderSize {
+		head += rem // the gap rule: the record is at the start of the area
+	}
+	if tail <= head {
+		return nil // nothing published past the head (or the tail lags it)
+	}
+	if tail-head > r.capacity {
+		return fmt.Errorf("%w: tail %d is more than a capacity (%d) past head %d", ErrCorrupt, tail, r.capacity, c.head)
+	}
+	if _, ok, err := r.recordAt(c.head); ok || err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: tail %d is past head %d, where no record is committed (its header was overwritten)", ErrCorrupt, tail, c.head)
+}
+
 // maintain looks after the dead producers: on a multi-producer ring it skips
 // a dead producer's unfinished claim at the head, and it frees the slots of
 // dead producers whose claims are settled.
@@ -328,6 +351,8 @@ func (c *Consumer) maintain() error {
 		if _, err := c.recoverHead(); err != nil {
 			return err
 		}
+	} else if err := c.checkStuck(); err != nil {
+		return err
 	}
 	n, err := c.r.reap(c.head)
 	if n > 0 {

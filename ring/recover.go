@@ -59,11 +59,13 @@ func (c *Consumer) recoverHead() (bool, error) {
 			r.locker.Unlock(int64(r.slot(d.slot)))
 		}
 	}()
+	claimants := 0
 	for i := range r.slots {
 		off := r.slot(i)
 		if atomic.LoadUint32(r.u32(off+slotState)) != slotAttached || atomic.LoadUint64(r.u64(off+slotClaimPos)) != head {
 			continue
 		}
+		claimants++
 		ok, err := r.locker.TryLock(int64(off))
 		if err != nil {
 			return false, err
@@ -82,6 +84,13 @@ func (c *Consumer) recoverHead() (bool, error) {
 	// The committed record may have landed while we looked.
 	if _, ok, err := r.recordAt(head); ok || err != nil {
 		return false, err
+	}
+	if claimants == 0 {
+		// Every claim is recorded in its producer's slot before it is
+		// made, and stays there until it is committed; the slots were
+		// read before this last look at the head. So the record at head
+		// was committed and then overwritten.
+		return false, fmt.Errorf("%w: tail %d is past head %d, where no record is committed and no producer claims one", ErrCorrupt, tail, head)
 	}
 	slices.SortFunc(dead, func(a, b candidate) int { return cmp.Compare(a.len, b.len) })
 	for _, d := range dead {

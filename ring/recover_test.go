@@ -322,3 +322,47 @@ func TestRecoverMissingPaddingOnly(t *testing.T) {
 		t.Fatalf("%d recoveries counted, want 1", n)
 	}
 }
+
+// A record whose header was overwritten after it was committed would hold
+// the consumer up forever; the consumer reports it instead, on both kinds
+// of ring, and a merely empty ring or a live claim is not reported.
+func TestOverwrittenHeaderReported(t *testing.T) {
+	for _, multi := range []bool{false, true} {
+		r := heapRing(t, Config{Capacity: 1024, MultiProducer: multi, Slots: 2})
+		c, err := r.NewConsumer(ConsumerOptions{Liveness: 5 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := r.NewProducer(ProducerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		if _, err := c.Recv(ctx, nil); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("multi %v: empty ring: got %v, want a timeout", multi, err)
+		}
+		cancel()
+		if multi {
+			p.TryReserve(8) // a live claim at head: waited for, not reported
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			if _, err := c.Recv(ctx, nil); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("live claim: got %v, want a timeout", err)
+			}
+			cancel()
+			p.Commit(8)
+			recvWithin(t, c, time.Second)
+		}
+		for range 3 {
+			p.TrySend(make([]byte, 40))
+		}
+		*r.u64(c.head&r.mask + recStamp + r.dataOffset) ^= 0xdead // the next header, scribbled
+		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = c.Recv(ctx, make([]byte, 64))
+		cancel()
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("multi %v: overwritten header: got %v, want ErrCorrupt", multi, err)
+		}
+		p.Close()
+		c.Close()
+	}
+}
