@@ -1,3 +1,5 @@
+//go:build unix
+
 package shmring_test
 
 import (
@@ -12,19 +14,6 @@ import (
 	"github.com/shmring/shmring"
 	"github.com/shmring/shmring/shm"
 )
-
-// holdChild opens the ring SHMRING_TEST_NAME, says so, and keeps it open.
-func holdChild() int {
-	r, err := shmring.Open(os.Getenv("SHMRING_TEST_NAME"))
-	if err != nil {
-		os.Stdout.WriteString(err.Error() + "\n")
-		return 2
-	}
-	defer r.Close()
-	os.Stdout.WriteString("open\n")
-	time.Sleep(time.Minute)
-	return 0
-}
 
 // TestRemoveUnused lists and cleans named rings in every state: open here,
 // closed, open in a killed process, open in a stopped process, never

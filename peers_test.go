@@ -377,3 +377,16 @@ func TestMultiProducerTinyToLarge(t *testing.T) {
 	}
 	t.Logf("%d messages of 1-16 bytes, %d larger", sizes[false], sizes[true])
 }
+
+// holdChild opens the ring SHMRING_TEST_NAME, says so, and keeps it open.
+func holdChild() int {
+	r, err := shmring.Open(os.Getenv("SHMRING_TEST_NAME"))
+	if err != nil {
+		os.Stdout.WriteString(err.Error() + "\n")
+		return 2
+	}
+	defer r.Close()
+	os.Stdout.WriteString("open\n")
+	time.Sleep(time.Minute)
+	return 0
+}
