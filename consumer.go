@@ -59,7 +59,7 @@ func (c *Consumer) Close() error {
 	if c.ring == nil {
 		return nil
 	}
-	err := c.c.Close()
+	err := Guarded(c.c.Close)
 	r := c.ring
 	c.ring = nil
 	return errors.Join(err, r.release())

@@ -271,3 +271,30 @@ func TestScribbler(t *testing.T) {
 		})
 	}
 }
+
+// TestTruncatedLive truncates a ring's file to nothing while a producer and
+// a consumer run: both must say so and exit 1, not die of SIGBUS.
+func TestTruncatedLive(t *testing.T) {
+	producer, consumer := buildCommands(t)
+	path := filepath.Join(t.TempDir(), "ring")
+	c := start(t, consumer, "-path", path, "-capacity", "64KiB", "-idle", "5s")
+	p := start(t, producer, "-path", path, "-count", "0", "-stall", "5s")
+	r, err := shmring.OpenFile(path, shmring.WithOpenWait(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAttached(t, r, p)
+	r.Close()
+	time.Sleep(100 * time.Millisecond)
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []*run{c, p} {
+		code := cmd.wait(t, time.Minute)
+		out := cmd.stderr.String()
+		t.Logf("%s: exit %d: %s", filepath.Base(cmd.cmd.Path), code, strings.TrimSpace(out))
+		if code != 1 || !strings.Contains(out, "truncated") || strings.Contains(out, "fatal error") {
+			t.Fatalf("%s: exit %d, want 1 and the reason\n%s", filepath.Base(cmd.cmd.Path), code, cmd)
+		}
+	}
+}

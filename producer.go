@@ -54,7 +54,7 @@ func (p *Producer) Close() error {
 	if p.ring == nil {
 		return nil
 	}
-	err := p.p.Close()
+	err := Guarded(p.p.Close)
 	r := p.ring
 	p.ring = nil
 	return errors.Join(err, r.release())

@@ -112,34 +112,40 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var first, last time.Time
 	var n uint64
 	complete := false
-	for {
-		msg, err := c.TryPeek()
-		if errors.Is(err, shmring.ErrEmpty) {
-			received.Store(n)
-			idleSince.Store(stream.Now())
-			msg, err = c.Peek(ctx)
-			idleSince.Store(0)
-		}
-		if errors.Is(err, io.EOF) {
-			complete = true
-			break
-		}
-		if err != nil {
-			if cause := context.Cause(ctx); cause != nil {
-				err = cause
+	// One guard for the whole loop: a peer that truncates the ring's file
+	// makes this an error (ErrTruncated) instead of a SIGBUS crash.
+	err = shmring.Guarded(func() error {
+		for {
+			msg, err := c.TryPeek()
+			if errors.Is(err, shmring.ErrEmpty) {
+				received.Store(n)
+				idleSince.Store(stream.Now())
+				msg, err = c.Peek(ctx)
+				idleSince.Store(0)
 			}
-			fmt.Fprintf(stderr, "\nconsumer: stopped with %d of %d producers finished: %v\n", checker.Finished(), *producers, err)
-			break
+			if errors.Is(err, io.EOF) {
+				complete = true
+				return nil
+			}
+			if err != nil {
+				if cause := context.Cause(ctx); cause != nil {
+					err = cause
+				}
+				return err
+			}
+			if n == 0 {
+				first = time.Now()
+			}
+			checker.Add(msg)
+			c.Release()
+			n++
+			if n%1024 == 0 {
+				received.Store(n)
+			}
 		}
-		if n == 0 {
-			first = time.Now()
-		}
-		checker.Add(msg)
-		c.Release()
-		n++
-		if n%1024 == 0 {
-			received.Store(n)
-		}
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "\nconsumer: stopped with %d of %d producers finished: %v\n", checker.Finished(), *producers, err)
 	}
 	last = time.Now()
 	seconds := 0.0

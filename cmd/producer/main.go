@@ -30,7 +30,22 @@ import (
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 
-func run(args []string, stderr io.Writer) int {
+// run guards the whole run with one shmring.Guarded: a peer that truncates
+// the ring's file makes that an error (exit 1) instead of a SIGBUS crash,
+// at no cost per message.
+func run(args []string, stderr io.Writer) (code int) {
+	err := shmring.Guarded(func() error {
+		code = send(args, stderr)
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "producer: %v\n", err)
+		return 1
+	}
+	return code
+}
+
+func send(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("producer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
