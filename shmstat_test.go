@@ -83,8 +83,24 @@ func TestShmstat(t *testing.T) {
 		t.Fatalf("shmstat -list does not show %s in use with its consumer alive:\n%s", name, ls)
 	}
 
-	notRing := filepath.Join(t.TempDir(), "not-a-ring")
+	dir := t.TempDir()
+	notRing := filepath.Join(dir, "not-a-ring")
 	os.WriteFile(notRing, []byte(strings.Repeat("x", 8192)), 0o600)
+	good := filepath.Join(dir, "good")
+	g, err := shmring.CreateFile(good, shmring.WithCapacity(4096))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	image, _ := os.ReadFile(good)
+	version2 := filepath.Join(dir, "version2")
+	img := append([]byte(nil), image...)
+	img[8] = 2
+	os.WriteFile(version2, img, 0o600)
+	truncated := filepath.Join(dir, "truncated")
+	os.WriteFile(truncated, image[:len(image)/2], 0o600)
+	link := filepath.Join(dir, "link")
+	os.Symlink(good, link)
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -93,6 +109,9 @@ func TestShmstat(t *testing.T) {
 		{[]string{"-name", "shmring-no-such-ring"}, 1, "no such file"},
 		{[]string{"-path", notRing}, 1, "bad magic"},
 		{[]string{"-name", "a/b"}, 1, "invalid"},
+		{[]string{"-path", version2}, 1, "version"},
+		{[]string{"-path", truncated}, 1, "wrong size"},
+		{[]string{"-path", link}, 1, "symbolic link"},
 		{[]string{"-watch", "-1s"}, 2, "-watch"},
 		{[]string{"-bogus"}, 2, "flag provided but not defined"},
 	} {

@@ -2,6 +2,7 @@ package ring
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -40,7 +41,7 @@ type Consumer struct {
 
 	empties uint32 // empty polls, to look at the peers now and then
 
-	messages, bytes, wakes, recovered, reaped uint64 // mirrored into the consumer line
+	messages, bytes, wakes, recovered, reaped, corrupt uint64 // mirrored into the consumer line
 
 	// Keeps the next heap object's fields off this one's cache lines: a
 	// Producer and a Consumer in one process may be allocated side by side.
@@ -98,8 +99,9 @@ func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
 		wakes:     atomic.LoadUint64(r.u64(offConsumer + consWakes)),
 		recovered: atomic.LoadUint64(r.u64(offConsumer + consRecovered)),
 		reaped:    atomic.LoadUint64(r.u64(offConsumer + consReaped)),
+		corrupt:   atomic.LoadUint64(r.u64(offConsumer + consCorrupt)),
 	}
-	c.wait.check = c.maintain
+	c.wait.check = func() error { return c.noteCorrupt(c.maintain()) }
 	c.wait.nparks = atomic.LoadUint64(c.wait.parks)
 	// A predecessor marked attached died: its lock is ours now. Either way
 	// the line is ours; the generation tells producers it changed hands.
@@ -193,7 +195,7 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 	}
 	off, n, after, ok, err = c.next()
 	if ok || err != nil {
-		return off, n, after, ok, err
+		return off, n, after, ok, c.noteCorrupt(err)
 	}
 	if c.head != c.published {
 		c.publish()
@@ -202,7 +204,7 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 		// Callers that never block (TryPeek in a loop) look at the
 		// peers too; blocking calls do it from the waiter.
 		if err := c.wait.checkDue(time.Now()); err != nil {
-			return 0, 0, 0, false, err
+			return 0, 0, 0, false, c.noteCorrupt(err)
 		}
 	}
 	if c.eof && c.producersGone() {
@@ -220,8 +222,25 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 // other order.
 func (c *Consumer) producersGone() bool {
 	r := c.r
-	return atomic.LoadUint64(r.u64(offProducers+prodsAttaches)) >= c.eofAfter &&
-		atomic.LoadUint32(r.u32(offProducers+prodsAttached)) == 0
+	if atomic.LoadUint64(r.u64(offProducers+prodsAttaches)) < c.eofAfter ||
+		atomic.LoadUint32(r.u32(offProducers+prodsAttached)) != 0 {
+		return false
+	}
+	// The count says none; a live producer's slot must agree, or the count
+	// is lying (a scribbled word must not end the stream early).
+	n := r.slots
+	if !r.multi() {
+		n = 1
+	}
+	for i := range n {
+		off := r.slot(i)
+		if atomic.LoadUint32(r.u32(off+slotState)) == slotAttached {
+			if held, err := r.locker.Locked(int64(off)); err != nil || held {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Peek returns a view of the next message, waiting for one as the policy
@@ -318,6 +337,16 @@ func (c *Consumer) Close() error {
 	atomic.StoreUint32(c.r.u32(offConsumer+consPID), 0)
 	atomic.StoreUint32(c.r.u32(offConsumer+consState), 0)
 	return c.r.locker.Unlock(offConsumer)
+}
+
+// noteCorrupt counts a corruption found, in the consumer line (for
+// shmstat), and returns err.
+func (c *Consumer) noteCorrupt(err error) error {
+	if errors.Is(err, ErrCorrupt) {
+		c.corrupt++
+		storeRelease64(c.r.u64(offConsumer+consCorrupt), c.corrupt)
+	}
+	return err
 }
 
 // checkStuck reports a single-producer ring whose published tail is past a

@@ -83,6 +83,7 @@ const (
 	consRecovered = 40 // uint64: claims of dead producers skipped
 	consReaped    = 48 // uint64: slots of dead producers freed
 	consGen       = 56 // uint64: consumer attaches since creation
+	consCorrupt   = 64 // uint64: corrupt records or words the consumer found
 )
 
 // Fields of the producers' shared line, relative to offProducers.

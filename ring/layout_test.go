@@ -54,6 +54,7 @@ type consumerLayout struct {
 	Recovered uint64
 	Reaped    uint64
 	Gen       uint64
+	Corrupt   uint64
 }
 
 type field struct {
@@ -98,6 +99,7 @@ func layout() map[string]field {
 		"consumer_recovered": {offConsumer + unsafe.Offsetof(c.Recovered), 8},
 		"consumer_reaped":    {offConsumer + unsafe.Offsetof(c.Reaped), 8},
 		"consumer_attaches":  {offConsumer + unsafe.Offsetof(c.Gen), 8},
+		"consumer_corrupt":   {offConsumer + unsafe.Offsetof(c.Corrupt), 8},
 		"attaches":           {offProducers + prodsAttaches, 8},
 		"attached":           {offProducers + prodsAttached, 4},
 		"slot_state":         {unsafe.Offsetof(s.State), 4},
@@ -160,6 +162,7 @@ func TestLayoutConstants(t *testing.T) {
 		{"consumer recovered", consRecovered, unsafe.Offsetof(c.Recovered)},
 		{"consumer reaped", consReaped, unsafe.Offsetof(c.Reaped)},
 		{"consumer attaches", consGen, unsafe.Offsetof(c.Gen)},
+		{"consumer corrupt", consCorrupt, unsafe.Offsetof(c.Corrupt)},
 		// Fixed numbers that FORMAT.md states in prose.
 		{"first control line", offTail, 4096},
 		{"head line", offHead, 4096 + 128},

@@ -79,7 +79,7 @@ func (r *Ring) resetSlot(off uint64) {
 func (r *Ring) detachSlot(i uint32) {
 	off := r.slot(i)
 	atomic.StoreUint32(r.u32(off+slotPID), 0)
-	atomic.AddUint32(r.u32(offProducers+prodsAttached), ^uint32(0))
+	r.uncountAttached()
 	atomic.StoreUint32(r.u32(off+slotState), 0)
 	r.locker.Unlock(int64(off))
 	r.dataDoor.ring()
@@ -129,7 +129,7 @@ func (r *Ring) reap(head uint64) (int, error) {
 			continue
 		}
 		if atomic.LoadUint32(r.u32(off+slotState)) == slotAttached && r.settled(off, head) {
-			atomic.AddUint32(r.u32(offProducers+prodsAttached), ^uint32(0))
+			r.uncountAttached()
 			atomic.StoreUint32(r.u32(off+slotState), 0)
 			freed++
 		}
@@ -152,4 +152,16 @@ func (r *Ring) consumerDead() (bool, error) {
 		return false, err
 	}
 	return atomic.LoadUint32(state) == consAttached && atomic.LoadUint64(gen) == g, nil
+}
+
+// uncountAttached decrements the attached count, but never below zero: a
+// scribbled count must not wrap round and hold io.EOF off for ever.
+func (r *Ring) uncountAttached() {
+	w := r.u32(offProducers + prodsAttached)
+	for {
+		n := atomic.LoadUint32(w)
+		if n == 0 || atomic.CompareAndSwapUint32(w, n, n-1) {
+			return
+		}
+	}
 }

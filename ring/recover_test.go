@@ -362,7 +362,30 @@ func TestOverwrittenHeaderReported(t *testing.T) {
 		if !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("multi %v: overwritten header: got %v, want ErrCorrupt", multi, err)
 		}
+		if n := counter(r, consCorrupt); n != 1 {
+			t.Fatalf("multi %v: %d corruptions counted, want 1", multi, n)
+		}
 		p.Close()
 		c.Close()
+	}
+}
+
+// A scribbled attach count must not end the stream while a producer lives.
+func TestLyingAttachedCount(t *testing.T) {
+	r := heapRing(t, Config{Capacity: 1024})
+	p, c := pair(t, r, ConsumerOptions{EOF: true})
+	p.TrySend([]byte("x"))
+	recvWithin(t, c, time.Second)
+	*r.u32(offProducers + prodsAttached) = 0 // says: nobody
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Recv(ctx, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("with a live producer: got %v, want a timeout", err)
+	}
+	die(p) // now it is true
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if _, err := c.Recv(ctx2, nil); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the producer died: got %v, want io.EOF", err)
 	}
 }

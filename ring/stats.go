@@ -32,6 +32,8 @@ type ConsumerStats struct {
 	// of dead producers freed.
 	Recovered uint64 `json:"recovered"`
 	Reaped    uint64 `json:"reaped"`
+	// Corrupt counts the corrupt records or words the consumer found.
+	Corrupt uint64 `json:"corrupt"`
 }
 
 // SlotStats describes one producer slot.
@@ -77,6 +79,7 @@ func (r *Ring) Stats() Stats {
 			Wakes:     ld64(offConsumer + consWakes),
 			Recovered: ld64(offConsumer + consRecovered),
 			Reaped:    ld64(offConsumer + consReaped),
+			Corrupt:   ld64(offConsumer + consCorrupt),
 		},
 	}
 	s.Consumer.Alive = s.Consumer.Attached && alive(offConsumer)

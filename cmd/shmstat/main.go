@@ -177,8 +177,8 @@ func (s *snapshot) print(w io.Writer) {
 	fmt.Fprintf(w, "  head %d  tail %d  lag %d bytes (%.1f%% full)\n", st.Head, st.Tail, s.Lag, 100*float64(s.Lag)/float64(h.Capacity))
 	fmt.Fprintf(w, "  producers attached %d, attaches %d\n", st.Attached, st.Attaches)
 	c := st.Consumer
-	fmt.Fprintf(w, "  consumer  %s pid %d  messages %d  bytes %d  sleeps %d  wake calls %d  recovered %d  dead producers freed %d\n",
-		peerState(c.Attached, c.Alive), c.PID, c.Messages, c.Bytes, c.Parks, c.Wakes, c.Recovered, c.Reaped)
+	fmt.Fprintf(w, "  consumer  %s pid %d  messages %d  bytes %d  sleeps %d  wake calls %d  recovered %d  dead producers freed %d  corrupt %d\n",
+		peerState(c.Attached, c.Alive), c.PID, c.Messages, c.Bytes, c.Parks, c.Wakes, c.Recovered, c.Reaped, c.Corrupt)
 	if s.MsgsPerSec > 0 {
 		fmt.Fprintf(w, "            %.0f msg/s, %.1f MB/s since the last look\n", s.MsgsPerSec, s.BytesPerSec/1e6)
 	}
