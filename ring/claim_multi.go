@@ -27,7 +27,9 @@ func (p *Producer) claimMulti(rec uint64) (bool, error) {
 			skip = rem // records never wrap: pad to the end, start over
 		}
 		end := pos + skip + rec
-		if end-p.head > r.capacity || pos < p.head {
+		// A misaligned tail is checked on every claim: its stamp would be
+		// a misaligned atomic store, which faults on some processors.
+		if end-p.head > r.capacity || pos < p.head || pos%RecordAlign != 0 {
 			h := atomic.LoadUint64(r.head)
 			if h > pos || pos-h > r.capacity || pos%RecordAlign != 0 {
 				if atomic.LoadUint64(r.tail) != pos {

@@ -389,3 +389,15 @@ func TestLyingAttachedCount(t *testing.T) {
 		t.Fatalf("after the producer died: got %v, want io.EOF", err)
 	}
 }
+
+// A scribbled, misaligned tail is refused, not used: the stamp of a record
+// there would be a misaligned atomic store.
+func TestMisalignedTailRefused(t *testing.T) {
+	r := multiRing(t, 1024)
+	p, _ := pairMulti(t, r)
+	p.TrySend([]byte("ok"))
+	*r.tail += 3
+	if err := p.TrySend([]byte("x")); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("misaligned tail: got %v, want ErrCorrupt", err)
+	}
+}
