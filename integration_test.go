@@ -106,6 +106,15 @@ func (r *run) wait(tb testing.TB, limit time.Duration) int {
 	}
 }
 
+// stop kills the command if it is still running and waits for it, so that
+// its output can be read.
+func (r *run) stop() {
+	if r.cmd.ProcessState == nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+	}
+}
+
 func (r *run) String() string {
 	return fmt.Sprintf("%s\nstdout:\n%s\nstderr:\n%s", strings.Join(r.cmd.Args, " "), &r.stdout, &r.stderr)
 }
@@ -125,6 +134,7 @@ func exchange(t *testing.T, consumerArgs, producerArgs []string) stream.Result {
 	c := start(t, consumer, append([]string{"-json"}, consumerArgs...)...)
 	p := start(t, producer, producerArgs...)
 	if code := p.wait(t, 5*time.Minute); code != 0 {
+		c.stop() // its output may be read only once it has exited
 		t.Fatalf("producer exited %d\n%s\nconsumer: %s", code, p, c)
 	}
 	if code := c.wait(t, time.Minute); code != 0 {
@@ -292,6 +302,15 @@ func TestDemoForce(t *testing.T) {
 	}
 	res := exchange(t, []string{"-path", stale, "-force"}, []string{"-path", stale, "-count", "1000"})
 	if !res.OK() || res.Messages != 1000 {
+		t.Fatalf("summary %+v", res)
+	}
+	// A creator killed between creating the file and sizing it leaves it
+	// empty: -force takes that too.
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res := exchange(t, []string{"-path", empty, "-force"}, []string{"-path", empty, "-count", "1000"}); !res.OK() || res.Messages != 1000 {
 		t.Fatalf("summary %+v", res)
 	}
 	notRing := filepath.Join(dir, "precious")

@@ -30,6 +30,7 @@ import (
 	"github.com/shmring/shmring/internal/ringflag"
 	"github.com/shmring/shmring/internal/stream"
 	"github.com/shmring/shmring/ring"
+	"github.com/shmring/shmring/shm"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -45,7 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		producers = fs.Int("producers", 1, "end after `N` producers have finished or died (N > 1: a multi-producer ring)")
 		asJSON    = fs.Bool("json", false, "print the summary as one JSON object")
 		idle      = fs.Duration("idle", 30*time.Second, "give up after `DURATION` without a message")
-		force     = fs.Bool("force", false, "remove a ring left at the same name or path first")
+		force     = fs.Bool("force", false, "remove a ring (or the empty file of a creator that died) left at the same name or path first")
 	)
 	loc.Register(fs)
 	policy.Register(fs)
@@ -180,13 +181,29 @@ func removeStale(loc ringflag.Location) error {
 		return nil
 	case err == nil:
 		old.Close()
-	case !errors.Is(err, shmring.ErrNotReady):
+	case errors.Is(err, shmring.ErrNotReady):
+	case errors.Is(err, shm.ErrTooSmall) && isEmpty(loc):
+		// A creator that died between creating the file and sizing it.
+	default:
 		return fmt.Errorf("not removing %s, which is not a ring: %w", loc, err)
 	}
 	if loc.Path != "" {
 		return os.Remove(loc.Path)
 	}
 	return shmring.Remove(loc.Name)
+}
+
+// isEmpty reports whether the file at loc exists and holds no byte.
+func isEmpty(loc ringflag.Location) bool {
+	path := loc.Path
+	if path == "" {
+		var err error
+		if path, err = shm.NamePath(loc.Name); err != nil {
+			return false
+		}
+	}
+	fi, err := os.Lstat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == 0
 }
 
 func progress(ctx context.Context, w io.Writer, received *atomic.Uint64) {
