@@ -115,7 +115,11 @@ func (r *run) stop() {
 	}
 }
 
+// String reports the command and its output, for a failing test: it stops
+// the command first if it is still running (its output is not safe to read
+// before that).
 func (r *run) String() string {
+	r.stop()
 	return fmt.Sprintf("%s\nstdout:\n%s\nstderr:\n%s", strings.Join(r.cmd.Args, " "), &r.stdout, &r.stderr)
 }
 
@@ -134,7 +138,6 @@ func exchange(t *testing.T, consumerArgs, producerArgs []string) stream.Result {
 	c := start(t, consumer, append([]string{"-json"}, consumerArgs...)...)
 	p := start(t, producer, producerArgs...)
 	if code := p.wait(t, 5*time.Minute); code != 0 {
-		c.stop() // its output may be read only once it has exited
 		t.Fatalf("producer exited %d\n%s\nconsumer: %s", code, p, c)
 	}
 	if code := c.wait(t, time.Minute); code != 0 {
