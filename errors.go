@@ -56,9 +56,10 @@ var (
 	// ErrConsumerDead is returned by a Producer waiting for room when the
 	// consumer has died (see WithLiveness and WithWaitForConsumer).
 	ErrConsumerDead = ring.ErrConsumerDead
-	// ErrTruncated is returned by Open, OpenFile, Producer, Consumer and
-	// Stats when the ring's memory faulted under them because its file was
-	// truncated. The per-message calls do not catch that fault yet.
+	// ErrTruncated is returned by Open, OpenFile, Producer, Consumer, Stats,
+	// Close, and by Guarded for the calls made inside it, when the ring's
+	// memory faulted under them because its file was truncated. Outside
+	// Guarded the per-message calls do not catch that fault.
 	ErrTruncated = ring.ErrTruncated
 	// ErrNotSupported is returned on systems where shared-memory segments
 	// are not implemented yet.

@@ -12,7 +12,7 @@
 //   - mpsc: -producers peers send at once into one receiver; throughput.
 //
 // Transports: shmring (once per -waits policy: "spin" never sleeps,
-// "default" is the library's default, "park" sleeps at once, "spin=20us"
+// "default" is the library's default, "park" sleeps after 64 polls, "spin=20us"
 // polls that long before it sleeps), uds (a Unix stream socket, one write
 // per message), uds-buffered (the same through a 64 KiB bufio.Writer, flushed
 // when the sender has nothing more to send), pipe, tcp (loopback). Every
