@@ -5,16 +5,18 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/shmring/shmring"
+	"github.com/shmring/shmring/internal/testdir"
 )
 
 // TestTruncatedUnderStats truncates a ring's file under an open Ring: Stats,
 // Producer, Consumer, Close, and per-message calls under Guarded must report
 // ErrTruncated, not die of SIGBUS.
 func TestTruncatedUnderStats(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ring")
+	path := filepath.Join(testdir.Make(t), "ring")
 	r, err := shmring.CreateFile(path, shmring.WithCapacity(4096), shmring.WithMultiProducer())
 	skipUnsupported(t, err)
 	defer r.Close()
@@ -23,6 +25,11 @@ func TestTruncatedUnderStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.Truncate(path, 0); err != nil {
+		if runtime.GOOS == "windows" {
+			// ERROR_USER_MAPPED_FILE: there is no fault to catch.
+			p.Close()
+			t.Skipf("Windows refuses to shrink a mapped file: %v", err)
+		}
 		t.Fatal(err)
 	}
 	err = shmring.Guarded(func() error {

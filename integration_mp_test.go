@@ -16,6 +16,7 @@ import (
 
 	"github.com/shmring/shmring"
 	"github.com/shmring/shmring/internal/stream"
+	"github.com/shmring/shmring/internal/testdir"
 )
 
 // The multi-producer tests run cmd/consumer with -producers N and several
@@ -229,7 +230,7 @@ func TestScribbler(t *testing.T) {
 	producer, consumer := buildCommands(t)
 	for _, target := range []string{"control", "data"} {
 		t.Run(target, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "ring")
+			path := filepath.Join(testdir.Make(t), "ring")
 			c := start(t, consumer, "-path", path, "-capacity", "64KiB", "-idle", "2s")
 			p := start(t, producer, "-path", path, "-count", "0", "-stall", "2s")
 			r, err := shmring.OpenFile(path, shmring.WithOpenWait(time.Minute))
@@ -276,7 +277,7 @@ func TestScribbler(t *testing.T) {
 // a consumer run: both must say so and exit 1, not die of SIGBUS.
 func TestTruncatedLive(t *testing.T) {
 	producer, consumer := buildCommands(t)
-	path := filepath.Join(t.TempDir(), "ring")
+	path := filepath.Join(testdir.Make(t), "ring")
 	c := start(t, consumer, "-path", path, "-capacity", "64KiB", "-idle", "5s")
 	p := start(t, producer, "-path", path, "-count", "0", "-stall", "5s")
 	r, err := shmring.OpenFile(path, shmring.WithOpenWait(time.Minute))

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shmring/shmring/internal/stream"
+	"github.com/shmring/shmring/internal/testdir"
 )
 
 // The integration tests build cmd/producer and cmd/consumer once and run
@@ -193,7 +194,7 @@ func TestDemoExchange(t *testing.T) {
 }
 
 func TestDemoFileBacked(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ring")
+	path := filepath.Join(testdir.Make(t), "ring")
 	res := exchange(t, []string{"-path", path, "-capacity", "256KiB"},
 		[]string{"-path", path, "-count", "200000", "-size", "48", "-max-size", "600"})
 	if !res.OK() || res.Messages != 200_000 {
@@ -222,11 +223,11 @@ func TestDemoRate(t *testing.T) {
 func TestDemoBadInput(t *testing.T) {
 	producer, consumer := buildCommands(t)
 	missing := demoName(t)
-	garbage := filepath.Join(t.TempDir(), "garbage")
+	garbage := filepath.Join(testdir.Make(t), "garbage")
 	if err := os.WriteFile(garbage, bytes.Repeat([]byte("not a ring! "), 1000), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tiny := filepath.Join(t.TempDir(), "tiny")
+	tiny := filepath.Join(testdir.Make(t), "tiny")
 	if err := os.WriteFile(tiny, []byte("tiny"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +286,7 @@ func TestDemoUnfinishedProducer(t *testing.T) {
 // delete a file that is not one.
 func TestDemoForce(t *testing.T) {
 	_, consumer := buildCommands(t)
-	dir := t.TempDir()
+	dir := testdir.Make(t)
 	stale := filepath.Join(dir, "stale")
 	old := start(t, consumer, "-path", stale, "-idle", "100ms")
 	// Kill the consumer once its ring exists, leaving the file behind.

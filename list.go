@@ -2,8 +2,10 @@ package shmring
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"sort"
 	"time"
@@ -37,6 +39,8 @@ const unusedGrace = 5 * time.Second
 // List describes the named rings, in name order. It takes no lock that a
 // peer would notice for longer than it takes to test one. On systems other
 // than Linux a process's own open rings look unused to it (POSIX locks).
+// On Windows it returns ErrNotSupported: named rings there are kernel
+// objects that exist only while some process has them open.
 func List() ([]RingStatus, error) { return scan(false) }
 
 // RemoveUnused removes the named rings that no process has open (all their
@@ -46,6 +50,9 @@ func List() ([]RingStatus, error) { return scan(false) }
 func RemoveUnused() ([]RingStatus, error) { return scan(true) }
 
 func scan(remove bool) ([]RingStatus, error) {
+	if shm.Dir() == "" {
+		return nil, fmt.Errorf("%w on %s: named rings are kernel objects that live while a process has them open, so none is stale, and the system lists none", ErrNotSupported, runtime.GOOS)
+	}
 	entries, err := os.ReadDir(shm.Dir())
 	if err != nil {
 		return nil, err

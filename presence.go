@@ -18,6 +18,11 @@ const presenceLock = 0
 // its path still names it: RemoveUnused holds the lock exclusively while it
 // removes a ring, so an opener that raced with it finds the name gone.
 func present(seg *shm.Segment) error {
+	if shm.Dir() == "" {
+		// Windows: a named ring lives exactly while it is open, and
+		// RemoveUnused does not apply.
+		return nil
+	}
 	ok, err := seg.TryLockShared(presenceLock)
 	if err != nil {
 		return err

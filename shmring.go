@@ -37,6 +37,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shmring/shmring/futex"
 	"github.com/shmring/shmring/ring"
 	"github.com/shmring/shmring/shm"
 )
@@ -49,6 +50,8 @@ type Ring struct {
 	r    *ring.Ring
 	opts options
 	name string // the name or path it was opened by, for errors
+
+	unregister func() // forgets the doorbells' names (futex.Register)
 
 	mu     sync.Mutex // guards refs and closed
 	refs   int        // open Producers and Consumers, plus one for the Ring
@@ -155,8 +158,17 @@ func create(o options, name string, newSeg func(int64) (*shm.Segment, error)) (*
 		seg.Close()
 		return nil, err
 	}
+	return newRing(seg, r, o, name), nil
+}
+
+// newRing makes the Ring of a segment and its attached ring: the liveness
+// locks are the segment's, and the doorbells are named after the ring's UUID
+// (for Windows: futex.Register).
+func newRing(seg *shm.Segment, r *ring.Ring, o options, name string) *Ring {
 	r.SetLocker(seg)
-	return &Ring{seg: seg, r: r, opts: o, name: name, refs: 1}, nil
+	id := r.Info().UUID
+	unregister := futex.Register(seg.Bytes(), "shmring-"+uuid.UUID(id).String())
+	return &Ring{seg: seg, r: r, opts: o, name: name, refs: 1, unregister: unregister}
 }
 
 // open retries while the ring does not exist (up to the open wait) and while
@@ -172,8 +184,7 @@ func open(o options, name string, openSeg func() (*shm.Segment, error)) (*Ring, 
 				aerr = present(seg)
 			}
 			if aerr == nil {
-				r.SetLocker(seg)
-				return &Ring{seg: seg, r: r, opts: o, name: name, refs: 1}, nil
+				return newRing(seg, r, o, name), nil
 			}
 			seg.Close()
 			err = aerr
@@ -263,6 +274,7 @@ func (r *Ring) release() error {
 	defer r.mu.Unlock()
 	r.refs--
 	if r.refs == 0 {
+		r.unregister()
 		return r.seg.Close()
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/shmring/shmring"
+	"github.com/shmring/shmring/internal/testdir"
 )
 
 func TestMain(m *testing.M) {
@@ -26,7 +27,7 @@ func TestMain(m *testing.M) {
 	}
 	// Race-enabled child processes otherwise wait a second at exit.
 	os.Setenv("GORACE", "atexit_sleep_ms=0 "+os.Getenv("GORACE"))
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/shmring/shmring/shm.keep")) // the Windows mutex keeper lives as long as the process
 }
 
 // skipUnsupported skips on systems without segments and fails on any other
@@ -151,21 +152,26 @@ func TestOpenWait(t *testing.T) {
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("Open of a missing ring: got %v, want os.ErrNotExist", err)
 	}
-	created := make(chan error, 1)
+	// The creator keeps the ring open until the opener is done: on Windows
+	// a named ring lives only while some process has it open.
+	type result struct {
+		r   *shmring.Ring
+		err error
+	}
+	created := make(chan result, 1)
 	time.AfterFunc(30*time.Millisecond, func() {
 		r, err := shmring.Create(name)
-		if err == nil {
-			r.Close()
-		}
-		created <- err
+		created <- result{r, err}
 	})
 	r, err := shmring.Open(name, shmring.WithOpenWait(10*time.Second))
 	if err != nil {
 		t.Fatalf("Open with a wait, ring created 30ms later: %v", err)
 	}
 	r.Close()
-	if err := <-created; err != nil {
-		t.Fatal(err)
+	if c := <-created; c.err != nil {
+		t.Fatal(c.err)
+	} else {
+		c.r.Close()
 	}
 	start := time.Now()
 	_, err = shmring.Open(ringName(t), shmring.WithOpenWait(50*time.Millisecond))
@@ -180,7 +186,7 @@ func TestOpenWait(t *testing.T) {
 // TestOpenNotARing opens files that are not rings, or broken ones; each
 // gives its own error, and none panics.
 func TestOpenNotARing(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Make(t)
 	good := filepath.Join(dir, "good")
 	r, err := shmring.CreateFile(good, shmring.WithCapacity(4096))
 	skipUnsupported(t, err)
@@ -225,7 +231,7 @@ func TestOpenNotARing(t *testing.T) {
 }
 
 func TestCloseOrder(t *testing.T) {
-	r, err := shmring.CreateFile(filepath.Join(t.TempDir(), "ring"), shmring.WithCapacity(4096))
+	r, err := shmring.CreateFile(filepath.Join(testdir.Make(t), "ring"), shmring.WithCapacity(4096))
 	skipUnsupported(t, err)
 	p, err := r.Producer()
 	if err != nil {
@@ -397,7 +403,7 @@ func TestTwoProcesses(t *testing.T) {
 			if testing.Short() {
 				count = 30_000
 			}
-			path := filepath.Join(t.TempDir(), "ring")
+			path := filepath.Join(testdir.Make(t), "ring")
 			r, err := shmring.CreateFile(path, shmring.WithCapacity(16384), shmring.WithWaitPolicy(tc.policy))
 			skipUnsupported(t, err)
 			defer r.Close()
@@ -440,7 +446,7 @@ func TestTwoProcesses(t *testing.T) {
 // sleeper must be done with the ring's memory before the call returns (it
 // once was not, and a producer stopped by SIGTERM crashed with SIGSEGV).
 func TestCancelThenUnmap(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Make(t)
 	for i := range 300 {
 		path := filepath.Join(dir, fmt.Sprint("ring", i))
 		r, err := shmring.CreateFile(path, shmring.WithCapacity(4096), shmring.WithWaitPolicy(shmring.WaitPolicy{}))

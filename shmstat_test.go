@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shmring/shmring"
+	"github.com/shmring/shmring/internal/testdir"
 	"github.com/shmring/shmring/ring"
 )
 
@@ -81,7 +82,7 @@ func TestShmstat(t *testing.T) {
 		t.Fatalf("shmstat -list does not show %s in use with its consumer alive:\n%s", name, ls)
 	}
 
-	dir := t.TempDir()
+	dir := testdir.Make(t)
 	notRing := filepath.Join(dir, "not-a-ring")
 	os.WriteFile(notRing, []byte(strings.Repeat("x", 8192)), 0o600)
 	good := filepath.Join(dir, "good")

@@ -7,7 +7,12 @@
 // timeout elapses, or for no reason at all. Spurious wake-ups are allowed, so
 // callers always wait in a loop that re-checks their own condition.
 //
-// On Linux Wait and Wake are system calls. On other systems this package
+// On Linux Wait and Wake are system calls. On Windows, where no wait on an
+// address crosses processes (WaitOnAddress does not), each word is given a
+// named semaphore: Register names the words of a shared mapping after an
+// identifier every process derives alike (the ring's UUID); words outside
+// registered memory get a semaphore private to the process (futex_windows.go
+// says why a semaphore and not an event). On other systems this package
 // falls back to timed polling: Wait sleeps for a short interval (at most the
 // timeout) and returns, and Wake does nothing. Correctness never depends on a
 // wake-up arriving, only latency does, because every caller re-checks the
@@ -47,6 +52,15 @@ func Wait(addr *uint32, val uint32, timeout time.Duration) error {
 // reports how many it woke (on systems without futexes it reports 0).
 func Wake(addr *uint32, n int) (int, error) {
 	return wake(addr, n)
+}
+
+// Register declares that mem is shared memory whose words other processes
+// wait on and wake, under names derived from id (letters, digits and '-'
+// only; at most 100 bytes). Only Windows needs it; elsewhere it does nothing.
+// Call the returned function to forget mem, after every Wait and Wake on it
+// has returned and before unmapping it.
+func Register(mem []byte, id string) (unregister func()) {
+	return register(mem, id)
 }
 
 // RegisterBarrier declares that this process takes part in Barrier: after it

@@ -50,27 +50,27 @@ func wake(addr *uint32, n int) (int, error) {
 	return int(r), nil
 }
 
-var register struct {
+var barrierReg struct {
 	once sync.Once
 	err  error
 }
 
 func registerBarrier() error {
-	register.once.Do(func() {
+	barrierReg.once.Do(func() {
 		r, _, errno := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdQuery, 0, 0)
 		if errno != 0 {
-			register.err = fmt.Errorf("membarrier query: %w: %w", ErrNotSupported, errno)
+			barrierReg.err = fmt.Errorf("membarrier query: %w: %w", ErrNotSupported, errno)
 			return
 		}
 		if r&membarrierCmdGlobalExpedited == 0 {
-			register.err = fmt.Errorf("membarrier global expedited: %w", ErrNotSupported)
+			barrierReg.err = fmt.Errorf("membarrier global expedited: %w", ErrNotSupported)
 			return
 		}
 		if _, _, errno := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdRegisterGlobalExpedited, 0, 0); errno != 0 {
-			register.err = fmt.Errorf("membarrier register: %w: %w", ErrNotSupported, errno)
+			barrierReg.err = fmt.Errorf("membarrier register: %w: %w", ErrNotSupported, errno)
 		}
 	})
-	return register.err
+	return barrierReg.err
 }
 
 func barrier() error {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shmring/shmring/futex"
+	"github.com/shmring/shmring/internal/testdir"
 )
 
 // mapWord maps the first page of path shared and returns its first word.
@@ -47,7 +48,7 @@ func TestHelperWaiter(t *testing.T) {
 }
 
 func TestWakeAcrossProcesses(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "word")
+	path := filepath.Join(testdir.Make(t), "word")
 	if err := os.WriteFile(path, make([]byte, 4096), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func (d doorbell) ring() bool {
 	if b != atomic.LoadUint32(d.armed) || !atomic.CompareAndSwapUint32(d.word, b, b+1) {
 		return false // rung since it was armed, or being rung now
 	}
-	futex.Wake(d.word, 1<<30)
+	d.wake()
 	return true
 }
 
@@ -51,5 +51,14 @@ func (d doorbell) ring() bool {
 // cancelled context.
 func (d doorbell) interrupt() {
 	atomic.AddUint32(d.word, 1)
-	futex.Wake(d.word, 1<<30)
+	d.wake()
+}
+
+// wake wakes the sleepers on a word just rung. It asks for as many as the
+// waiter count says, read after the word moved: a waiter not counted by then
+// checks the word after it moved and does not sleep on the old value. (On
+// Linux any number would do; on Windows a Wake releases that many passes of
+// a semaphore, see package futex.)
+func (d doorbell) wake() {
+	futex.Wake(d.word, int(atomic.LoadUint32(d.waiters)))
 }

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/shmring/shmring/internal/testdir"
 	"github.com/shmring/shmring/shm"
 )
 
@@ -18,7 +19,7 @@ import (
 // must fail at creation with ErrNoSpace, leave no file behind, and a
 // segment that fits must work to its last byte (no SIGBUS later).
 func TestFullTmpfs(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.Make(t)
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
 		t.Skipf("cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN): %v", err)
 	}

@@ -19,6 +19,12 @@ import (
 // the lock when the last descriptor of the description closes, which happens
 // at Close or at the process's death.
 //
+// On Windows it is a named mutex (Local\\ namespace, named after the
+// mapping or the file, and the offset), which the system abandons when its
+// owner dies. Mutexes belong to threads and goroutines move between them, so
+// one locked OS thread of the process takes, releases and keeps all of them
+// (lock_windows.go).
+//
 // On other Unix systems it is a POSIX record lock (F_SETLK), which belongs to
 // the process: it is released when the process dies, but also when the
 // process closes any descriptor of the file, and it does not exclude two
@@ -34,13 +40,13 @@ import (
 func (s *Segment) TryLock(off int64) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.file == nil {
+	if s.mem == nil {
 		return false, os.ErrClosed
 	}
 	if s.locks[off] {
 		return false, nil
 	}
-	ok, err := tryLock(s.file, off)
+	ok, err := tryLock(s, off)
 	if err != nil {
 		return false, fmt.Errorf("lock byte %d of %s: %w", off, s.path, err)
 	}
@@ -58,11 +64,11 @@ func (s *Segment) TryLock(off int64) (bool, error) {
 func (s *Segment) Unlock(off int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.file == nil || !s.locks[off] {
+	if s.mem == nil || !s.locks[off] {
 		return nil
 	}
 	delete(s.locks, off)
-	if err := unlock(s.file, off); err != nil {
+	if err := unlock(s, off); err != nil {
 		return fmt.Errorf("unlock byte %d of %s: %w", off, s.path, err)
 	}
 	return nil
@@ -73,13 +79,13 @@ func (s *Segment) Unlock(off int64) error {
 func (s *Segment) Locked(off int64) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.file == nil {
+	if s.mem == nil {
 		return false, os.ErrClosed
 	}
 	if s.locks[off] {
 		return true, nil
 	}
-	held, err := locked(s.file, off)
+	held, err := locked(s, off)
 	if err != nil {
 		return false, fmt.Errorf("test lock on byte %d of %s: %w", off, s.path, err)
 	}
@@ -93,10 +99,10 @@ func (s *Segment) Locked(off int64) (bool, error) {
 func (s *Segment) TryLockShared(off int64) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.file == nil {
+	if s.mem == nil {
 		return false, os.ErrClosed
 	}
-	ok, err := tryLockShared(s.file, off)
+	ok, err := tryLockShared(s, off)
 	if err != nil {
 		return false, fmt.Errorf("shared lock on byte %d of %s: %w", off, s.path, err)
 	}

@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmring/shmring/internal/testdir"
 	"github.com/shmring/shmring/shm"
 )
 
 func lockSegment(t *testing.T) (*shm.Segment, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "seg")
+	path := filepath.Join(testdir.Make(t), "seg")
 	s, err := shm.CreateFile(path, 4096, 0o600)
 	skipUnsupported(t, err)
 	t.Cleanup(func() { s.Close() })
@@ -47,9 +48,10 @@ func TestLockWithinSegment(t *testing.T) {
 }
 
 // Two Segments of one file exclude each other when the locks belong to
-// open file descriptions (Linux); POSIX locks elsewhere do not, as documented.
+// open file descriptions (Linux) or to the process's keeper of named mutexes
+// (Windows); POSIX locks elsewhere do not, as documented.
 func TestLockAcrossSegments(t *testing.T) {
-	if runtime.GOOS != "linux" {
+	if runtime.GOOS != "linux" && runtime.GOOS != "windows" {
 		t.Skipf("%s has no OFD locks: %s", runtime.GOOS, shm.LockKind)
 	}
 	a, path := lockSegment(t)

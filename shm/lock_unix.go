@@ -9,9 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func tryLock(f *os.File, off int64) (bool, error) { return tryLockType(f, off, unix.F_WRLCK) }
+func tryLock(s *Segment, off int64) (bool, error) { return tryLockType(s.file, off, unix.F_WRLCK) }
 
-func tryLockShared(f *os.File, off int64) (bool, error) { return tryLockType(f, off, unix.F_RDLCK) }
+func tryLockShared(s *Segment, off int64) (bool, error) {
+	return tryLockType(s.file, off, unix.F_RDLCK)
+}
 
 func tryLockType(f *os.File, off int64, typ int16) (bool, error) {
 	lk := unix.Flock_t{Type: typ, Whence: 0, Start: off, Len: 1}
@@ -22,14 +24,14 @@ func tryLockType(f *os.File, off int64, typ int16) (bool, error) {
 	return err == nil, err
 }
 
-func unlock(f *os.File, off int64) error {
+func unlock(s *Segment, off int64) error {
 	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: off, Len: 1}
-	return unix.FcntlFlock(f.Fd(), fSetLk, &lk)
+	return unix.FcntlFlock(s.file.Fd(), fSetLk, &lk)
 }
 
-func locked(f *os.File, off int64) (bool, error) {
+func locked(s *Segment, off int64) (bool, error) {
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
-	if err := unix.FcntlFlock(f.Fd(), fGetLk, &lk); err != nil {
+	if err := unix.FcntlFlock(s.file.Fd(), fGetLk, &lk); err != nil {
 		return false, err
 	}
 	return lk.Type != unix.F_UNLCK, nil

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 )
@@ -66,6 +65,8 @@ type Segment struct {
 	file *os.File   // kept open for byte-range locks on the segment
 
 	locks map[int64]bool // liveness locks this Segment holds (lock.go)
+
+	sys sysSegment // what the platform adds (a mapping handle on Windows)
 }
 
 // ValidateName reports whether name is acceptable as a segment name, with a
@@ -86,34 +87,52 @@ func ValidateName(name string) error {
 	return nil
 }
 
-// NamePath returns the file that holds the named segment: /dev/shm/NAME on
-// Linux, NAME in os.TempDir() on other Unix systems.
+// NamePath returns where the named segment lives: the file /dev/shm/NAME on
+// Linux, NAME in os.TempDir() on other Unix systems, the kernel object
+// Local\NAME on Windows (a mapping backed by the paging file, which exists
+// while some process has it open).
 func NamePath(name string) (string, error) {
 	if err := ValidateName(name); err != nil {
 		return "", err
 	}
-	return filepath.Join(namedDir(), name), nil
+	return namePath(name), nil
 }
 
 // Create creates the named segment of size bytes with permissions perm and
-// maps it. It fails with a wrapped os.ErrExist if the name is taken.
+// maps it. It fails with a wrapped os.ErrExist if the name is taken. (On
+// Windows perm is not used: the mapping gets the default security of the
+// process, and Local\ names are seen by the processes of one logon session.)
 func Create(name string, size int64, perm os.FileMode) (*Segment, error) {
 	path, err := NamePath(name)
 	if err != nil {
 		return nil, err
 	}
-	return CreateFile(path, size, perm)
+	if err := checkSize(size); err != nil {
+		return nil, fmt.Errorf("create segment %s: %w", path, err)
+	}
+	s, err := createNamed(path, size, perm.Perm())
+	if err != nil {
+		return nil, fmt.Errorf("create segment %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func checkSize(size int64) error {
+	if size < 1 {
+		return fmt.Errorf("%w: size %d", ErrTooSmall, size)
+	}
+	if int64(int(size)) != size {
+		return fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
+	}
+	return nil
 }
 
 // CreateFile creates a segment of size bytes in a new file at path with
 // permissions perm and maps it. It fails with a wrapped os.ErrExist if the
 // path exists (even as a symbolic link).
 func CreateFile(path string, size int64, perm os.FileMode) (*Segment, error) {
-	if size < 1 {
-		return nil, fmt.Errorf("create segment %s: %w: size %d", path, ErrTooSmall, size)
-	}
-	if int64(int(size)) != size {
-		return nil, fmt.Errorf("create segment %s: %w: %d bytes", path, ErrTooLarge, size)
+	if err := checkSize(size); err != nil {
+		return nil, fmt.Errorf("create segment %s: %w", path, err)
 	}
 	s, err := create(path, size, perm.Perm())
 	if err != nil {
@@ -129,7 +148,11 @@ func Open(name string, minSize int64) (*Segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	return OpenFile(path, minSize)
+	s, err := openNamed(path, minSize)
+	if err != nil {
+		return nil, fmt.Errorf("open segment %s: %w", path, err)
+	}
+	return s, nil
 }
 
 // OpenFile maps the whole existing file at path, which must be a regular file
@@ -143,13 +166,15 @@ func OpenFile(path string, minSize int64) (*Segment, error) {
 }
 
 // Remove removes the named segment's name. Processes that have it mapped keep
-// their mapping; the memory is freed when the last one unmaps it.
+// their mapping; the memory is freed when the last one unmaps it. On Windows
+// a named segment has no name to remove apart from its handles: Remove does
+// nothing there, and the name goes when the last process closes it.
 func Remove(name string) error {
 	path, err := NamePath(name)
 	if err != nil {
 		return err
 	}
-	return os.Remove(path)
+	return removeNamed(path)
 }
 
 // Bytes returns the mapped memory, or nil after Close. Every byte of it may
@@ -160,20 +185,27 @@ func (s *Segment) Bytes() []byte {
 	return s.mem
 }
 
-// Path returns the file that backs the segment.
+// Path returns the file that backs the segment (on Windows, for a named
+// segment, the name of the mapping object).
 func (s *Segment) Path() string { return s.path }
 
 // File returns the open file behind the segment, for byte-range locks. It is
-// nil after Close and must not be closed by the caller.
+// nil after Close, and for a named segment on Windows (which has no file),
+// and must not be closed by the caller.
 func (s *Segment) File() *os.File {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.file
 }
 
-// Remove removes the segment's name, as the package-level Remove does. The
-// mapping stays valid until Close.
-func (s *Segment) Remove() error { return os.Remove(s.path) }
+// Remove removes the segment's name, as the package-level Remove does (or
+// the file of a file-backed segment). The mapping stays valid until Close.
+func (s *Segment) Remove() error {
+	if s.File() == nil {
+		return removeNamed(s.path)
+	}
+	return os.Remove(s.path)
+}
 
 // Close unmaps the segment and closes its file. It is idempotent: calls after
 // the first return nil.
@@ -182,7 +214,7 @@ func (s *Segment) Close() error {
 	defer s.mu.Unlock()
 	var errs []error
 	if s.mem != nil {
-		errs = append(errs, unmap(s.mem))
+		errs = append(errs, s.unmap())
 		s.mem = nil
 	}
 	if s.file != nil {

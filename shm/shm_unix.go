@@ -6,9 +6,24 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
+
+// sysSegment is empty on Unix: the file is the whole of a segment.
+type sysSegment struct{}
+
+func namePath(name string) string { return filepath.Join(namedDir(), name) }
+
+// A named segment is a file in namedDir.
+func createNamed(path string, size int64, perm os.FileMode) (*Segment, error) {
+	return create(path, size, perm)
+}
+
+func openNamed(path string, minSize int64) (*Segment, error) { return open(path, minSize) }
+
+func removeNamed(path string) error { return os.Remove(path) }
 
 func create(path string, size int64, perm os.FileMode) (_ *Segment, err error) {
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm))
@@ -68,7 +83,7 @@ func open(path string, minSize int64) (_ *Segment, err error) {
 	return &Segment{path: path, mem: mem, file: f}, nil
 }
 
-func unmap(mem []byte) error { return unix.Munmap(mem) }
+func (s *Segment) unmap() error { return unix.Munmap(s.mem) }
 
 // pathErr turns an errno from open(2) into an *os.PathError, so that
 // errors.Is(err, os.ErrExist) and os.ErrNotExist work, and names a symbolic
