@@ -4,6 +4,7 @@ import (
 	"runtime/debug"
 
 	"github.com/shmring/shmring/ring"
+	"github.com/shmring/shmring/shm"
 )
 
 // A peer that truncates the ring's file makes the mapping's pages vanish,
@@ -33,9 +34,12 @@ func Guarded(f func() error) (err error) {
 // The calls of package ring that touch the mapping outside the per-message
 // path, guarded.
 
-func attach(mem []byte) (r *ring.Ring, err error) {
+func attach(seg *shm.Segment) (r *ring.Ring, err error) {
 	defer ring.CatchFault(debug.SetPanicOnFault(true), &err)
-	return ring.Attach(mem)
+	if seg.Rounded() {
+		return ring.AttachRounded(seg.Bytes())
+	}
+	return ring.Attach(seg.Bytes())
 }
 
 func (r *Ring) newProducer() (p *ring.Producer, err error) {

@@ -51,7 +51,7 @@ func RemoveUnused() ([]RingStatus, error) { return scan(true) }
 
 func scan(remove bool) ([]RingStatus, error) {
 	if shm.Dir() == "" {
-		return nil, fmt.Errorf("%w on %s: named rings are kernel objects that live while a process has them open, so none is stale, and the system lists none", ErrNotSupported, runtime.GOOS)
+		return nil, fmt.Errorf("listing rings on %s: %w: named rings there are kernel objects that live while a process has them open (none is stale), and the system does not list them", runtime.GOOS, ErrNotSupported)
 	}
 	entries, err := os.ReadDir(shm.Dir())
 	if err != nil {
@@ -86,7 +86,7 @@ func inspect(name string, remove bool) (st RingStatus, ok bool) {
 		return st, false
 	}
 	st = RingStatus{Name: name, Size: fi.Size(), Modified: fi.ModTime()}
-	r, err := attach(seg.Bytes())
+	r, err := attach(seg)
 	switch {
 	case err == nil:
 		r.SetLocker(seg)

@@ -179,7 +179,7 @@ func open(o options, name string, openSeg func() (*shm.Segment, error)) (*Ring, 
 	for delay := 100 * time.Microsecond; ; delay = min(2*delay, 10*time.Millisecond) {
 		seg, err := openSeg()
 		if err == nil {
-			r, aerr := attach(seg.Bytes())
+			r, aerr := attach(seg)
 			if aerr == nil {
 				aerr = present(seg)
 			}

@@ -51,7 +51,7 @@ func ringName(tb testing.TB) string {
 
 // message writes message seq of a stream: its size and bytes derive from seq.
 func message(buf []byte, seq uint64, maxSize int) []byte {
-	size := int(seq*7919) % (maxSize + 1)
+	size := int(seq * 7919 % uint64(maxSize+1)) // in uint64: int is 32 bits on 386
 	m := buf[:size]
 	for i := range m {
 		m[i] = byte(seq + uint64(i)*13)
@@ -431,11 +431,13 @@ func TestTwoProcesses(t *testing.T) {
 					t.Fatalf("message %d: got %d bytes, want %d, or bytes differ", seq, n, len(w))
 				}
 			}
+			// The child's output is safe to read once it has exited.
+			werr := cmd.Wait()
 			if seq != count {
-				t.Fatalf("stream ended after %d messages, want %d\nchild:\n%s", seq, count, out)
+				t.Fatalf("stream ended after %d messages, want %d\nchild (%v):\n%s", seq, count, werr, out)
 			}
-			if err := cmd.Wait(); err != nil {
-				t.Fatalf("child: %v\n%s", err, out)
+			if werr != nil {
+				t.Fatalf("child: %v\n%s", werr, out)
 			}
 		})
 	}

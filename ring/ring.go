@@ -113,7 +113,18 @@ func Init(mem []byte, c Config) (*Ring, error) {
 // Attach validates the header in mem and returns a view of the ring. Each
 // failure has its own error: ErrSize, ErrBadMagic, ErrVersion, ErrNotReady,
 // ErrBadHeader, all wrapped with the field and value at fault.
-func Attach(mem []byte) (*Ring, error) {
+func Attach(mem []byte) (*Ring, error) { return attach(mem, false) }
+
+// pageSize is the smallest page of the systems that round a mapping.
+const pageSize = 4096
+
+// AttachRounded is Attach for memory that may run past the ring's end by
+// less than a page: the view of a named mapping on Windows, whose size the
+// system reports rounded up to whole pages. The ring uses only the size its
+// header states.
+func AttachRounded(mem []byte) (*Ring, error) { return attach(mem, true) }
+
+func attach(mem []byte, rounded bool) (*Ring, error) {
 	if err := checkMem(mem, HeaderSize); err != nil {
 		return nil, err
 	}
@@ -167,7 +178,11 @@ func Attach(mem []byte) (*Ring, error) {
 	if want := dataOff + c.Capacity; size != want {
 		return nil, fmt.Errorf("%w: total size %d in header, want %d", ErrBadHeader, size, want)
 	}
-	if uint64(len(mem)) != size {
+	switch n := uint64(len(mem)); {
+	case rounded && n >= size && n-size < pageSize:
+		mem = mem[:size:size]
+		r.mem = mem
+	case n != size:
 		return nil, fmt.Errorf("%w: segment is %d bytes, its header says %d", ErrSize, len(mem), size)
 	}
 	copy(r.uuid[:], mem[offUUID:offUUID+16])

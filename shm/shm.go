@@ -185,6 +185,11 @@ func (s *Segment) Bytes() []byte {
 	return s.mem
 }
 
+// Rounded reports whether Bytes may run past the size the segment was
+// created with, by less than a page: true for a named segment opened on
+// Windows, where the system reports a mapping's size in whole pages.
+func (s *Segment) Rounded() bool { return s.sys.rounded() }
+
 // Path returns the file that backs the segment (on Windows, for a named
 // segment, the name of the mapping object).
 func (s *Segment) Path() string { return s.path }

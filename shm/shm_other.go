@@ -11,6 +11,8 @@ import (
 
 type sysSegment struct{}
 
+func (sysSegment) rounded() bool { return false }
+
 func namedDir() string { return os.TempDir() }
 
 func namePath(name string) string { return filepath.Join(namedDir(), name) }

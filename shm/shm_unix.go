@@ -14,6 +14,8 @@ import (
 // sysSegment is empty on Unix: the file is the whole of a segment.
 type sysSegment struct{}
 
+func (sysSegment) rounded() bool { return false }
+
 func namePath(name string) string { return filepath.Join(namedDir(), name) }
 
 // A named segment is a file in namedDir.

@@ -25,7 +25,10 @@ const namedPrefix = `Local\`
 type sysSegment struct {
 	mapping    windows.Handle
 	lockPrefix string
+	opened     bool // a named segment opened, not created: its size is rounded
 }
+
+func (s sysSegment) rounded() bool { return s.opened }
 
 // Functions that golang.org/x/sys/windows lacks, or whose wrapper drops the
 // error that a successful call leaves (ERROR_ALREADY_EXISTS).
@@ -88,11 +91,16 @@ func openNamed(path string, minSize int64) (*Segment, error) {
 		windows.CloseHandle(mapping)
 		return nil, err
 	}
-	return mapView(path, mapping, nil, size, path)
+	s, err := mapView(path, mapping, nil, size, path)
+	if s != nil {
+		s.sys.opened = true
+	}
+	return s, err
 }
 
-// sectionSize returns the size a mapping object was created with (a view
-// of it is rounded up to whole pages, so the view cannot tell).
+// sectionSize returns the size of a mapping object: the size it was created
+// with, rounded up to whole pages for one backed by the paging file (as Wine
+// reports it, at least; see Segment.Rounded).
 func sectionSize(mapping windows.Handle) (int64, error) {
 	var info struct {
 		base  uintptr
@@ -189,8 +197,11 @@ func openFile(path string, disposition uint32) (*os.File, error) {
 		windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE|windows.FILE_SHARE_DELETE, nil, disposition,
 		windows.FILE_ATTRIBUTE_NORMAL|windows.FILE_FLAG_OPEN_REPARSE_POINT|windows.FILE_FLAG_BACKUP_SEMANTICS, 0)
 	if err != nil {
-		if errors.Is(err, windows.ERROR_FILE_EXISTS) {
+		switch {
+		case errors.Is(err, windows.ERROR_FILE_EXISTS):
 			err = os.ErrExist
+		case errors.Is(err, windows.ERROR_INVALID_NAME):
+			err = fmt.Errorf("%w: Windows rejects it: %w", ErrBadName, err)
 		}
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"time"
-	_ "unsafe" // for go:linkname
 )
 
 // MinSize is the smallest message: the header with no payload.
@@ -44,13 +43,6 @@ const (
 var ErrCorrupt = errors.New("stream: corrupt message")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// Now returns CLOCK_MONOTONIC in nanoseconds (the Go runtime's monotonic
-// clock, read through the vDSO): comparable between processes on one
-// machine, unlike time.Now's monotonic reading, which is private.
-//
-//go:linkname Now runtime.nanotime
-func Now() int64
 
 // Header is the decoded header of a message.
 type Header struct {
