@@ -79,3 +79,7 @@ func barrier() error {
 	}
 	return nil
 }
+
+// BarrierExists reports whether this system has Barrier at all (a process
+// may still fail to register for it).
+const BarrierExists = true

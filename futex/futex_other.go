@@ -36,3 +36,6 @@ func registerBarrier() error {
 func barrier() error {
 	return fmt.Errorf("membarrier on %s: %w", runtime.GOOS, ErrNotSupported)
 }
+
+// BarrierExists reports whether this system has Barrier at all.
+const BarrierExists = false

@@ -172,3 +172,8 @@ func registerBarrier() error {
 func barrier() error {
 	return fmt.Errorf("membarrier on windows: %w", ErrNotSupported)
 }
+
+// BarrierExists reports whether this system has Barrier at all: Windows has
+// no cross-process equivalent of membarrier (FlushProcessWriteBuffers
+// fences the threads of one process only).
+const BarrierExists = false

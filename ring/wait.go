@@ -56,8 +56,10 @@ var SpinWaitPolicy = WaitPolicy{Spin: time.Hour, NoPark: true}
 const checkSlack = 100 * time.Microsecond
 
 // parkSliceNoBarrier bounds sleeps when this process could not register for
-// futex.Barrier: a peer that commits with release stores might then slip a
-// commit past our waiter count, and only the bound limits the delay.
+// futex.Barrier on a system that has it: a peer that commits with release
+// stores might then slip a commit past our waiter count, and only the bound
+// limits the delay. Where no process can have the barrier (Windows, macOS),
+// every peer fences its commits and sleeps need no such bound.
 const parkSliceNoBarrier = time.Millisecond
 
 // waiter is the waiting half of the doorbell protocol for one side.
@@ -155,7 +157,7 @@ func (w *waiter) park(ctx context.Context, d doorbell, try func() (bool, error))
 	if slice <= 0 {
 		slice = DefaultParkSlice
 	}
-	if !w.barrier {
+	if !w.barrier && futex.BarrierExists {
 		slice = min(slice, parkSliceNoBarrier)
 	}
 	if ctx.Done() != nil {

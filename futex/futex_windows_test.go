@@ -1,0 +1,76 @@
+package futex_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/google/uuid"
+
+	"github.com/shmring/shmring/futex"
+	"github.com/shmring/shmring/shm"
+)
+
+// sharedWord maps the named segment and registers it under id; it returns
+// the word at offset 64.
+func sharedWord(tb testing.TB, seg *shm.Segment, id string) *uint32 {
+	tb.Helper()
+	unregister := futex.Register(seg.Bytes(), id)
+	tb.Cleanup(func() { unregister(); seg.Close() })
+	return (*uint32)(unsafe.Pointer(&seg.Bytes()[64]))
+}
+
+// TestHelperWaiter is the child of TestWakeAcrossProcesses: it sleeps on the
+// shared word and exits 0 only if it was woken, not timed out.
+func TestHelperWaiter(t *testing.T) {
+	name := os.Getenv("FUTEX_HELPER_NAME")
+	if name == "" {
+		t.Skip("helper process for TestWakeAcrossProcesses")
+	}
+	seg, err := shm.Open(name, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	word := sharedWord(t, seg, name)
+	if err := futex.Wait(word, 0, 30*time.Second); err != nil {
+		fmt.Fprintf(os.Stderr, "child Wait: %v\n", err)
+		os.Exit(3)
+	}
+	os.Exit(0)
+}
+
+// TestWakeAcrossProcesses: one Wake in this process ends a Wait in another,
+// through the named semaphore both derive from the registered id. The word
+// stays 0, so only a wake (or the 30 s timeout) ends the child's Wait.
+func TestWakeAcrossProcesses(t *testing.T) {
+	name := "futex-test-" + uuid.NewString()
+	seg, err := shm.Create(name, 4096, shm.DefaultPerm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	word := sharedWord(t, seg, name)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestHelperWaiter$", "-test.v")
+	cmd.Env = append(os.Environ(), "FUTEX_HELPER_NAME="+name)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // most likely asleep by now; if not, the count waits for it
+	start := time.Now()
+	if _, err := futex.Wake(word, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child not woken: %v\n%s", err, out.String())
+	}
+	t.Logf("child exited %v after the wake", time.Since(start))
+}
