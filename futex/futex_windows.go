@@ -15,7 +15,10 @@ import (
 
 // Each word waited on gets a semaphore: named Local\ID-OFFSET for a word of
 // registered memory (one object per word and per ring, shared by every
-// process of the session that maps the ring), unnamed for any other word.
+// process of the session that maps the ring; closed by the unregister
+// function), unnamed for any other word (kept for the life of the process:
+// such words are in memory no other process maps, rings on the heap in
+// tests).
 //
 // Why a semaphore and not an auto-reset event: Wake must wake every sleeper
 // it is asked to (the ring wakes all the producers waiting for room), and an
