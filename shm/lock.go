@@ -19,7 +19,7 @@ import (
 // the lock when the last descriptor of the description closes, which happens
 // at Close or at the process's death.
 //
-// On Windows it is a named mutex (Local\\ namespace, named after the
+// On Windows it is a named mutex (Local\ namespace, named after the
 // mapping or the file, and the offset), which the system abandons when its
 // owner dies. Mutexes belong to threads and goroutines move between them, so
 // one locked OS thread of the process takes, releases and keeps all of them

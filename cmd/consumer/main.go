@@ -81,6 +81,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	r, err := loc.Create(opts...)
+	// On Windows a removed file keeps its name while a handle to it is
+	// open, and a killed process's handles may close a moment after it is
+	// reported dead (seen under Wine): give -force's removal a moment.
+	for deadline := time.Now().Add(2 * time.Second); *force && errors.Is(err, os.ErrExist) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		if err = removeStale(loc); err == nil {
+			r, err = loc.Create(opts...)
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "consumer: %v\n", err)
 		if errors.Is(err, os.ErrExist) {
