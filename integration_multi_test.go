@@ -42,34 +42,44 @@ func perProducer(res stream.Result) map[uint32]stream.ProducerResult {
 }
 
 // TestMultiProducerExchange: 4 producer processes x 300k messages of 32 B to
-// 4 KiB into a 64 KiB ring, which wraps and fills all the time.
+// 4 KiB into a 64 KiB ring, which wraps and fills all the time: one by one,
+// and in batches of 32 (SendBatch), two of the producers batching.
 func TestMultiProducerExchange(t *testing.T) {
 	producer, consumer := buildCommands(t)
 	count := 300_000
 	if testing.Short() {
 		count = 30_000
 	}
-	name := demoName(t)
-	c := start(t, consumer, "-name", name, "-producers", "4", "-capacity", "64KiB", "-json")
-	var ps []*run
-	for id := 1; id <= 4; id++ {
-		ps = append(ps, start(t, producer, "-name", name, "-id", fmt.Sprint(id), "-count", fmt.Sprint(count), "-size", "32", "-max-size", "4096"))
+	for _, batch := range []int{1, 32} {
+		t.Run(fmt.Sprint("batch ", batch), func(t *testing.T) {
+			name := demoName(t)
+			c := start(t, consumer, "-name", name, "-producers", "4", "-capacity", "64KiB", "-json")
+			var ps []*run
+			for id := 1; id <= 4; id++ {
+				b := 1
+				if id%2 == 0 {
+					b = batch
+				}
+				ps = append(ps, start(t, producer, "-name", name, "-id", fmt.Sprint(id), "-count", fmt.Sprint(count),
+					"-size", "32", "-max-size", "4096", "-batch", fmt.Sprint(b)))
+			}
+			for _, p := range ps {
+				if code := p.wait(t, 10*time.Minute); code != 0 {
+					t.Fatalf("producer exited %d\n%s\nconsumer: %s", code, p, c)
+				}
+			}
+			res := summary(t, c, time.Minute)
+			if !res.OK() || res.Messages != uint64(4*count) || res.Producers != 4 || res.Recovered != 0 || res.DeadProducers != 0 {
+				t.Fatalf("summary %+v", res)
+			}
+			for id, p := range perProducer(res) {
+				if !p.Finished || p.Received != uint64(count) {
+					t.Fatalf("producer %d: %+v", id, p)
+				}
+			}
+			t.Logf("%d messages, %.0f MB/s, %.2f M msg/s", res.Messages, res.MBPerSec, res.MsgsPerSec/1e6)
+		})
 	}
-	for _, p := range ps {
-		if code := p.wait(t, 10*time.Minute); code != 0 {
-			t.Fatalf("producer exited %d\n%s\nconsumer: %s", code, p, c)
-		}
-	}
-	res := summary(t, c, time.Minute)
-	if !res.OK() || res.Messages != uint64(4*count) || res.Producers != 4 || res.Recovered != 0 || res.DeadProducers != 0 {
-		t.Fatalf("summary %+v", res)
-	}
-	for id, p := range perProducer(res) {
-		if !p.Finished || p.Received != uint64(count) {
-			t.Fatalf("producer %d: %+v", id, p)
-		}
-	}
-	t.Logf("%d messages, %.0f MB/s, %.2f M msg/s", res.Messages, res.MBPerSec, res.MsgsPerSec/1e6)
 }
 
 // TestChaosKillProducers kills a random producer at a random moment, again

@@ -188,6 +188,9 @@ func TestDemoExchange(t *testing.T) {
 			[]string{"-policy", "spin"}, [2]int{64, 64}},
 		{"park policy", count / 10, []string{"-capacity", "64KiB", "-policy", "park"},
 			[]string{"-policy", "park", "-size", "100"}, [2]int{100, 100}},
+		// Batches of 64 messages of 32 B to 512 B, with SendBatch.
+		{"batches", count, []string{"-capacity", "64KiB"},
+			[]string{"-size", "32", "-max-size", "512", "-batch", "64"}, [2]int{32, 512}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := demoName(t)

@@ -31,6 +31,24 @@ func (p *Producer) Send(ctx context.Context, msg []byte) error { return p.p.Send
 // TrySend copies msg into the ring if there is room now, else returns ErrFull.
 func (p *Producer) TrySend(msg []byte) error { return p.p.TrySend(msg) }
 
+// SendBatch sends messages from msgs, in order, as one record, and returns
+// how many it sent: as many as fit in MaxMessage bytes, counting 8 bytes
+// and padding to a multiple of 8 for each. It waits for room until ctx ends.
+// Call it again with the rest. The consumer receives the messages one by one,
+// as if each had been sent alone.
+//
+// A batch costs one claim and one commit however many messages it holds: on
+// a multi-producer ring, one compare-and-swap on the shared tail. It is the
+// ring's bufio: collect what is at hand, send it at once. A lone message, or
+// a first one too large for a batch, is sent alone.
+func (p *Producer) SendBatch(ctx context.Context, msgs [][]byte) (int, error) {
+	return p.p.SendBatch(ctx, msgs)
+}
+
+// TrySendBatch is SendBatch without waiting: it returns ErrFull, having
+// sent nothing, when there is no room now.
+func (p *Producer) TrySendBatch(msgs [][]byte) (int, error) { return p.p.TrySendBatch(msgs) }
+
 // Reserve returns n bytes of the ring to write a message into in place,
 // waiting for room until ctx ends. The message becomes visible at Commit and
 // is dropped by Abort; the slice must not be used after either.

@@ -133,3 +133,37 @@ func BenchmarkRecoverDeadProducer(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)-float64(3*DefaultLiveness/2), "ns/recovery")
 }
+
+// BenchmarkBatch64 is the 64-byte stream sent with SendBatch, 64 messages at
+// a time, and received one by one.
+func BenchmarkBatch64(b *testing.B) {
+	r := heapRing(b, Config{Capacity: 1 << 20})
+	p, c := pair(b, r, ConsumerOptions{Wait: DefaultWaitPolicy})
+	b.ReportAllocs()
+	b.SetBytes(64)
+	go func() {
+		ctx := context.Background()
+		msgs := make([][]byte, 64)
+		for i := range msgs {
+			msgs[i] = make([]byte, 64)
+		}
+		for sent := 0; sent < b.N; {
+			batch := msgs[:min(len(msgs), b.N-sent)]
+			for len(batch) > 0 {
+				k, err := p.SendBatch(ctx, batch)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				batch, sent = batch[k:], sent+k
+			}
+		}
+	}()
+	buf := make([]byte, 64)
+	ctx := context.Background()
+	for range b.N {
+		if n, err := c.Recv(ctx, buf); err != nil || n != 64 {
+			b.Fatal(n, err)
+		}
+	}
+}

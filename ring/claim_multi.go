@@ -54,9 +54,8 @@ func (p *Producer) claimMulti(rec uint64) (bool, error) {
 // commitMulti commits a message of n bytes in the claim: any space the
 // message leaves unused in its record becomes padding (or slack), then the
 // message's stamp, then the padding at the start of the claim.
-func (p *Producer) commitMulti(n uint32) {
+func (p *Producer) commitMulti(n, kind uint32) {
 	r := p.r
-	kind := p.kind
 	used := p.resvPos + recordSize(uint64(n))
 	switch end := p.resvPos + recordSize(uint64(p.resvLen)); end - used {
 	case 0:

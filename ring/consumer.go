@@ -34,6 +34,13 @@ type Consumer struct {
 	viewNext uint64
 	viewLen  uint64
 
+	// A batch being read (batch.go): its entries run from batchStart to
+	// batchEnd in the data area, the next message's is at entryOff, and the
+	// record ends at position batchAfter. The head stays at the record
+	// meanwhile.
+	inBatch                                    bool
+	batchStart, entryOff, batchEnd, batchAfter uint64
+
 	eof      bool   // report io.EOF once producers came and went, and drained
 	eofAfter uint64 // ... at least this many of them
 	wait     waiter
@@ -101,6 +108,7 @@ func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
 		reaped:    atomic.LoadUint64(r.u64(offConsumer + consReaped)),
 		corrupt:   atomic.LoadUint64(r.u64(offConsumer + consCorrupt)),
 	}
+	c.resumeBatch(atomic.LoadUint64(r.u64(offConsumer + consBatch)))
 	c.wait.check = func() error { return c.noteCorrupt(c.maintain()) }
 	c.wait.nparks = atomic.LoadUint64(c.wait.parks)
 	// A predecessor marked attached died: its lock is ours now. Either way
@@ -119,6 +127,9 @@ func (c *Consumer) MaxMessage() int { return int(c.r.maxMessage) }
 // and the position after the record; ok is false when nothing is committed
 // there yet.
 func (c *Consumer) next() (off, n, after uint64, ok bool, err error) {
+	if c.inBatch {
+		return c.nextEntry()
+	}
 	// The common case inline: a plain message, away from the end.
 	r := c.r
 	pos := c.head
@@ -145,8 +156,11 @@ func (c *Consumer) nextSlow() (off, n, after uint64, ok bool, err error) {
 		if !ok || err != nil {
 			return 0, 0, 0, false, err
 		}
-		if rec.typ == KindMessage {
+		switch rec.typ {
+		case KindMessage:
 			return rec.pos&c.r.mask + RecordHeaderSize, rec.length, rec.after, true, nil
+		case KindBatch:
+			return c.enterBatch(rec)
 		}
 		c.head = rec.after // padding: consumed, no message
 	}
@@ -159,6 +173,9 @@ const maxPaddingRun = 64
 // advance consumes records up to pos and publishes the head when a batch is
 // complete.
 func (c *Consumer) advance(pos, n uint64) {
+	if c.inBatch {
+		c.consumeEntry(n)
+	}
 	c.head = pos
 	c.messages++
 	c.bytes += n
@@ -172,6 +189,7 @@ func (c *Consumer) advance(pos, n uint64) {
 func (c *Consumer) publish() {
 	r := c.r
 	c.published = c.head
+	storeRelease64(r.u64(offConsumer+consBatch), c.batchMark())
 	storeRelease64(r.head, c.head)
 	storeRelease64(r.u64(offConsumer+consMessages), c.messages)
 	storeRelease64(r.u64(offConsumer+consBytes), c.bytes)

@@ -30,7 +30,8 @@ func image(tb testing.TB, multi bool) []byte {
 	for i := range 5 {
 		p.TrySend(make([]byte, 10+i*7))
 	}
-	p.TryReserve(20) // a claim in flight
+	p.TrySendBatch([][]byte{make([]byte, 3), make([]byte, 9), nil}) // a batch
+	p.TryReserve(20)                                                // a claim in flight
 	return append([]byte(nil), r.mem...)
 }
 

@@ -24,6 +24,8 @@ const (
 	LineSize = 128
 	// ControlLines is the number of control lines after the header.
 	ControlLines = 8
+	// EntryHeaderSize is the size of the header of a message in a batch.
+	EntryHeaderSize = 8
 	// RecordHeaderSize is the size of a record header.
 	RecordHeaderSize = 16
 	// RecordAlign is the alignment of every record.
@@ -84,6 +86,7 @@ const (
 	consReaped    = 48 // uint64: slots of dead producers freed
 	consGen       = 56 // uint64: consumer attaches since creation
 	consCorrupt   = 64 // uint64: corrupt records or words the consumer found
+	consBatch     = 72 // uint64: place in the batch at head (batch.go)
 )
 
 // Fields of the producers' shared line, relative to offProducers.
@@ -119,6 +122,10 @@ const (
 const (
 	KindMessage uint32 = 1
 	KindPadding uint32 = 2
+	// KindBatch is a record whose payload holds several messages, each
+	// an entry of EntryHeaderSize bytes (its length, then a zero word)
+	// and its bytes, padded to RecordAlign (FORMAT.md, "Batches").
+	KindBatch uint32 = 3
 	// KindSlack, on a message, says that 8 unused bytes follow its record:
 	// a multi-producer commit shorter than its reservation leaves them when
 	// they are too few for a padding record.

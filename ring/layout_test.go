@@ -55,6 +55,7 @@ type consumerLayout struct {
 	Reaped    uint64
 	Gen       uint64
 	Corrupt   uint64
+	Batch     uint64
 }
 
 type field struct {
@@ -100,6 +101,7 @@ func layout() map[string]field {
 		"consumer_reaped":    {offConsumer + unsafe.Offsetof(c.Reaped), 8},
 		"consumer_attaches":  {offConsumer + unsafe.Offsetof(c.Gen), 8},
 		"consumer_corrupt":   {offConsumer + unsafe.Offsetof(c.Corrupt), 8},
+		"consumer_batch":     {offConsumer + unsafe.Offsetof(c.Batch), 8},
 		"attaches":           {offProducers + prodsAttaches, 8},
 		"attached":           {offProducers + prodsAttached, 4},
 		"slot_state":         {unsafe.Offsetof(s.State), 4},
@@ -163,6 +165,7 @@ func TestLayoutConstants(t *testing.T) {
 		{"consumer reaped", consReaped, unsafe.Offsetof(c.Reaped)},
 		{"consumer attaches", consGen, unsafe.Offsetof(c.Gen)},
 		{"consumer corrupt", consCorrupt, unsafe.Offsetof(c.Corrupt)},
+		{"consumer batch", consBatch, unsafe.Offsetof(c.Batch)},
 		// Fixed numbers that FORMAT.md states in prose.
 		{"first control line", offTail, 4096},
 		{"head line", offHead, 4096 + 128},

@@ -230,21 +230,25 @@ func (p *Producer) Abort() error {
 
 // commit writes the record header and its stamp, last, then publishes the
 // tail and rings the data doorbell if the consumer may be asleep.
-func (p *Producer) commit(n uint32) {
+func (p *Producer) commit(n uint32) { p.commitAs(n, p.kind, 1, uint64(n)) }
+
+// commitAs is commit of a record of n bytes and the given kind, which holds
+// msgs messages of bytes bytes in all.
+func (p *Producer) commitAs(n, kind uint32, msgs, bytes uint64) {
 	r := p.r
 	if p.multi {
-		p.commitMulti(n)
+		p.commitMulti(n, kind)
 	} else {
 		pos := p.resvPos
 		hdr := unsafe.Pointer(&r.data[pos&r.mask])
 		*(*uint32)(hdr) = n
-		*(*uint32)(unsafe.Add(hdr, recKind)) = p.kind
+		*(*uint32)(unsafe.Add(hdr, recKind)) = kind
 		storeRelease64((*uint64)(unsafe.Add(hdr, recStamp)), pos^r.key)
 		p.tail = pos + recordSize(uint64(n))
 		storePlain64(r.tail, p.tail)
 	}
-	p.messages++
-	p.bytes += uint64(n)
+	p.messages += msgs
+	p.bytes += bytes
 	storePlain64(r.u64(p.slotOff+slotMessages), p.messages)
 	storePlain64(r.u64(p.slotOff+slotBytes), p.bytes)
 	p.wait.fence()

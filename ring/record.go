@@ -10,7 +10,7 @@ import (
 type record struct {
 	pos    uint64 // where its header is, after the gap rule
 	length uint64 // payload bytes
-	typ    uint32 // KindMessage or KindPadding
+	typ    uint32 // KindMessage, KindBatch or KindPadding
 	after  uint64 // position of the next record
 }
 
@@ -41,6 +41,10 @@ func (r *Ring) recordAt(pos uint64) (rec record, ok bool, err error) {
 		}
 		if length > uint64(r.maxMessage) || size > rem || kind&kindFlagMask&^KindSlack != 0 {
 			return rec, false, fmt.Errorf("%w: message at position %d claims %d bytes, kind %#x (max %d, %d left before the end)", ErrCorrupt, pos, length, kind, r.maxMessage, rem-RecordHeaderSize)
+		}
+	case KindBatch:
+		if length < EntryHeaderSize || length%RecordAlign != 0 || length > uint64(r.maxMessage) || size > rem || kind&kindFlagMask != 0 {
+			return rec, false, fmt.Errorf("%w: batch at position %d claims %d bytes, kind %#x (max %d, %d left before the end)", ErrCorrupt, pos, length, kind, r.maxMessage, rem-RecordHeaderSize)
 		}
 	case KindPadding:
 		if length%RecordAlign != 0 || size > rem || kind&kindFlagMask != 0 {

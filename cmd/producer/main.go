@@ -59,6 +59,7 @@ func send(args []string, stderr io.Writer) int {
 		wait    = fs.Duration("wait", 10*time.Second, "how long to wait for the ring to appear")
 		stall   = fs.Duration("stall", 30*time.Second, "give up after `DURATION` blocked on a full ring")
 		waitCon = fs.Bool("wait-consumer", false, "when the consumer dies, wait for a new one instead of failing")
+		batch   = fs.Int("batch", 1, "send `N` messages at a time with SendBatch (1: one by one)")
 	)
 	loc.Register(fs)
 	policy.Register(fs)
@@ -78,6 +79,9 @@ func send(args []string, stderr io.Writer) int {
 		return 2
 	case *maxSize != 0 && *maxSize < *size:
 		fmt.Fprintf(stderr, "producer: -max-size %d is below -size %d\n", *maxSize, *size)
+		return 2
+	case *batch < 1 || *batch > 4096:
+		fmt.Fprintf(stderr, "producer: -batch %d: want 1 to 4096\n", *batch)
 		return 2
 	case *rate < 0 || *id >= stream.MaxProducers || *count >= stream.MaxSeq:
 		fmt.Fprintf(stderr, "producer: -rate must be >= 0, -id below %d, -count below %d\n", stream.MaxProducers, uint64(stream.MaxSeq))
@@ -130,6 +134,9 @@ func send(args []string, stderr io.Writer) int {
 	start := stream.Now()
 	var ts int64
 	seq := uint64(0)
+	// With -batch, messages are encoded into arena and sent N at a time.
+	var pending [][]byte
+	arena := make([]byte, *batch*hi)
 	for ; *count == 0 || seq < *count; seq++ {
 		n := *size + int(seq*2654435761%span)
 		flags := uint32(0)
@@ -143,6 +150,21 @@ func send(args []string, stderr io.Writer) int {
 		}
 		if errors.Is(context.Cause(ctx), errStopped) {
 			break
+		}
+		if *batch > 1 {
+			m := arena[len(pending)*hi:][:n]
+			enc.Encode(m, seq, ts, flags)
+			if pending = append(pending, m); len(pending) < *batch {
+				continue
+			}
+			if pending, err = sendBatch(ctx, p, pending, &blockedSince); err != nil {
+				if errors.Is(context.Cause(ctx), errStopped) {
+					seq++ // this message is encoded: it goes out with the rest
+					break
+				}
+				return fail(stderr, ctx, seq, err)
+			}
+			continue
 		}
 		buf, err := reserve(ctx, p, n, &blockedSince)
 		if err != nil {
@@ -158,6 +180,9 @@ func send(args []string, stderr io.Writer) int {
 		ctx, cancel = context.WithCancelCause(context.Background())
 		defer cancel(nil)
 		go stream.Watchdog(ctx, cancel, &blockedSince, *stall, fmt.Errorf("blocked for %v on a full ring: is the consumer running?", *stall))
+	}
+	if _, err := sendBatch(ctx, p, pending, &blockedSince); err != nil {
+		return fail(stderr, ctx, seq, err)
 	}
 	buf, err := reserve(ctx, p, stream.MinSize, &blockedSince)
 	if err != nil {
@@ -188,4 +213,24 @@ func reserve(ctx context.Context, p *shmring.Producer, n int, blockedSince *atom
 	blockedSince.Store(stream.Now())
 	defer blockedSince.Store(0)
 	return p.Reserve(ctx, n)
+}
+
+// sendBatch sends msgs with SendBatch, and when the ring is full records for
+// the watchdog since when it has been waiting. It returns what it did not
+// send (nothing, unless err) as an empty slice of msgs' array.
+func sendBatch(ctx context.Context, p *shmring.Producer, msgs [][]byte, blockedSince *atomic.Int64) ([][]byte, error) {
+	rest := msgs
+	for len(rest) > 0 {
+		k, err := p.TrySendBatch(rest)
+		if errors.Is(err, shmring.ErrFull) {
+			blockedSince.Store(stream.Now())
+			k, err = p.SendBatch(ctx, rest)
+			blockedSince.Store(0)
+		}
+		if err != nil {
+			return rest, err
+		}
+		rest = rest[k:]
+	}
+	return msgs[:0], nil
 }

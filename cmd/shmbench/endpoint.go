@@ -47,10 +47,10 @@ func newEndpoint(ctx context.Context, s spec, dir string) (_ *endpoint, err erro
 			e.pipes = append(e.pipes, up[0], down[1])
 			e.child = append(e.child, []*os.File{up[1], down[0]})
 		}
-	case "shmring":
+	case "shmring", "shmring-batch":
 		err = e.createRings()
 	default:
-		err = fmt.Errorf("unknown transport %q (shmring, uds, uds-buffered, pipe, tcp)", s.Transport)
+		err = fmt.Errorf("unknown transport %q (shmring, shmring-batch, uds, uds-buffered, pipe, tcp)", s.Transport)
 	}
 	if err != nil {
 		e.close()
@@ -183,12 +183,12 @@ func dial(ctx context.Context, s spec) (conn, error) {
 	case "pipe":
 		w, r := os.NewFile(3, "up"), os.NewFile(4, "down")
 		return newStreamConn(r, w, false, r, w), nil
-	case "shmring":
+	case "shmring", "shmring-batch":
 		policy, err := waitPolicy(s.Wait)
 		if err != nil {
 			return nil, err
 		}
-		rc := &ringConn{ctx: ctx}
+		rc := &ringConn{ctx: ctx, batched: s.Transport == "shmring-batch"}
 		up, err := shmring.Open(s.Addr, shmring.WithWaitPolicy(policy))
 		if err != nil {
 			return nil, err

@@ -13,7 +13,9 @@
 //
 // Transports: shmring (once per -waits policy: "spin" never sleeps,
 // "default" is the library's default, "park" sleeps after 64 polls, "spin=20us"
-// polls that long before it sleeps), uds (a Unix stream socket, one write
+// polls that long before it sleeps), shmring-batch (the same, the sender
+// collecting up to 16 KiB of messages and sending them with SendBatch when
+// it has nothing more to send, as uds-buffered does with its buffer), uds (a Unix stream socket, one write
 // per message), uds-buffered (the same through a 64 KiB bufio.Writer, flushed
 // when the sender has nothing more to send), pipe, tcp (loopback). Every
 // message is written whole by the sender and read whole by the receiver,
@@ -55,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		asJSON     = fs.Bool("json", false, "print one JSON object instead of a table")
 		duration   = fs.Duration("duration", 2*time.Second, "how long each case runs")
 		sizes      = fs.String("sizes", "64,1024,65536", "message `SIZES`, comma-separated (at least 32 bytes each; KiB and MiB suffixes work)")
-		transports = fs.String("transports", "shmring,uds,uds-buffered,pipe,tcp", "`TRANSPORTS` to compare")
+		transports = fs.String("transports", "shmring,shmring-batch,uds,uds-buffered,pipe,tcp", "`TRANSPORTS` to compare")
 		patterns   = fs.String("patterns", "stream,pingpong,lowrate,mpsc", "`PATTERNS` to run")
 		waits      = fs.String("waits", "spin,default", "shmring wait `POLICIES`: spin, default, park, spin=DURATION")
 		producers  = fs.Int("producers", 4, "peers sending at once in the mpsc pattern")
@@ -129,12 +131,12 @@ func plan(patterns, transports, waits, sizes string, producers int, rate float64
 		}
 		for _, t := range strings.Split(transports, ",") {
 			switch t {
-			case "shmring", "uds", "uds-buffered", "pipe", "tcp":
+			case "shmring", "shmring-batch", "uds", "uds-buffered", "pipe", "tcp":
 			default:
-				return nil, fmt.Errorf("unknown transport %q (shmring, uds, uds-buffered, pipe, tcp)", t)
+				return nil, fmt.Errorf("unknown transport %q (shmring, shmring-batch, uds, uds-buffered, pipe, tcp)", t)
 			}
 			tw := []string{""}
-			if t == "shmring" {
+			if strings.HasPrefix(t, "shmring") {
 				tw = ws
 			}
 			for _, w := range tw {

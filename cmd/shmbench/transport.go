@@ -93,15 +93,55 @@ func (s *streamConn) close() error {
 
 // ringConn passes messages through shmring: a producer on one ring, a
 // consumer on another, or both (pingpong). Calls block up to the context.
+// Batched (shmring-batch), send collects copies of the messages, up to
+// batchBytes, and flush sends them with SendBatch: the ring's bufio.
 type ringConn struct {
 	ctx   context.Context
 	rings []*shmring.Ring
 	p     *shmring.Producer
 	c     *shmring.Consumer
+
+	batched bool
+	pending [][]byte // views of arena
+	arena   []byte
 }
 
-func (r *ringConn) send(msg []byte) error { return r.p.Send(r.ctx, msg) }
-func (r *ringConn) flush() error          { return nil }
+// batchBytes bounds what a batched ringConn collects before it sends.
+const batchBytes = 16 << 10
+
+func (r *ringConn) send(msg []byte) error {
+	if !r.batched {
+		return r.p.Send(r.ctx, msg)
+	}
+	if len(r.arena)+len(msg) > batchBytes {
+		if err := r.flush(); err != nil {
+			return err
+		}
+		if len(msg) > batchBytes {
+			return r.p.Send(r.ctx, msg)
+		}
+	}
+	if r.arena == nil {
+		r.arena = make([]byte, 0, batchBytes)
+	}
+	start := len(r.arena)
+	r.arena = append(r.arena, msg...)
+	r.pending = append(r.pending, r.arena[start:])
+	return nil
+}
+
+func (r *ringConn) flush() error {
+	for msgs := r.pending; len(msgs) > 0; {
+		k, err := r.p.SendBatch(r.ctx, msgs)
+		if err != nil {
+			return err
+		}
+		msgs = msgs[k:]
+	}
+	r.pending, r.arena = r.pending[:0], r.arena[:0]
+	return nil
+}
+
 func (r *ringConn) recv(buf []byte) (int, error) {
 	return r.c.Recv(r.ctx, buf)
 }
