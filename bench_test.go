@@ -30,6 +30,9 @@ func streamChild() int {
 	defer done()
 	ctx := context.Background()
 	id, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_ID"), 10, 64)
+	if batch, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_BATCH")); batch > 1 {
+		return streamBatches(ctx, p, count, size, batch, byte(id))
+	}
 	for i := range count {
 		buf, err := p.Reserve(ctx, size)
 		if err != nil {
@@ -42,6 +45,33 @@ func streamChild() int {
 		}
 		buf[size-1] = byte(id) // the producer, for the multi-producer benchmark
 		p.Commit(size)
+	}
+	return 0
+}
+
+// streamBatches is streamChild's loop with SendBatch: count messages, batch
+// at a time, each written whole as streamChild writes them.
+func streamBatches(ctx context.Context, p *shmring.Producer, count, size, batch int, id byte) int {
+	msgs := make([][]byte, batch)
+	for j := range msgs {
+		msgs[j] = make([]byte, size)
+	}
+	for i := 0; i < count; {
+		pending := msgs[:min(batch, count-i)]
+		for j, m := range pending {
+			for k := 0; k+8 <= size; k += 8 {
+				binary.LittleEndian.PutUint64(m[k:], uint64(i+j))
+			}
+			m[size-1] = id
+		}
+		for len(pending) > 0 {
+			k, err := p.SendBatch(ctx, pending)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			pending, i = pending[k:], i+k
+		}
 	}
 	return 0
 }
@@ -100,7 +130,7 @@ func BenchmarkTwoProcesses64K(b *testing.B)    { benchTwoProcesses(b, 65536, 16<
 // processes into one consumer: each sends b.N/n messages (and one more for
 // the first b.N%n), and the consumer checks that each producer's sequence
 // numbers arrive in order.
-func benchMultiProducers(b *testing.B, n, size int) {
+func benchMultiProducers(b *testing.B, n, size, batch int) {
 	name := ringName(b)
 	r, err := shmring.Create(name, shmring.WithCapacity(1<<20), shmring.WithMultiProducer())
 	skipUnsupported(b, err)
@@ -118,7 +148,7 @@ func benchMultiProducers(b *testing.B, n, size int) {
 			count++
 		}
 		cmd, out := startChild(b, "stream", "SHMRING_TEST_NAME="+name, fmt.Sprint("SHMRING_TEST_COUNT=", count),
-			fmt.Sprint("SHMRING_TEST_SIZE=", size), fmt.Sprint("SHMRING_TEST_ID=", id))
+			fmt.Sprint("SHMRING_TEST_SIZE=", size), fmt.Sprint("SHMRING_TEST_ID=", id), fmt.Sprint("SHMRING_TEST_BATCH=", batch))
 		cmds, outs = append(cmds, cmd), append(outs, out)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -169,5 +199,9 @@ func reportSleeps(b *testing.B, r *shmring.Ring) {
 	b.ReportMetric(float64(st.Consumer.Wakes+wakes)*perM, "wake-calls/Mmsg")
 }
 
-func BenchmarkMultiProducer4x64(b *testing.B) { benchMultiProducers(b, 4, 64) }
-func BenchmarkMultiProducer1x64(b *testing.B) { benchMultiProducers(b, 1, 64) }
+func BenchmarkMultiProducer4x64(b *testing.B) { benchMultiProducers(b, 4, 64, 1) }
+func BenchmarkMultiProducer1x64(b *testing.B) { benchMultiProducers(b, 1, 64, 1) }
+
+// BenchmarkMultiProducer4x64Batch64 is BenchmarkMultiProducer4x64 with
+// SendBatch, 64 messages at a time.
+func BenchmarkMultiProducer4x64Batch64(b *testing.B) { benchMultiProducers(b, 4, 64, 64) }
