@@ -437,6 +437,18 @@ func TestAllocs(t *testing.T) {
 			p.TrySend(msg)
 			c.TryRecv(buf)
 		}},
+		{"SendBatch+Recv", func() {
+			if k, err := p.SendBatch(ctx, [][]byte{msg, msg}); k != 2 || err != nil {
+				panic("send batch")
+			}
+			c.Recv(ctx, buf)
+			c.Recv(ctx, buf)
+		}},
+		{"TrySendBatch+TryRecv", func() {
+			p.TrySendBatch([][]byte{msg, msg})
+			c.TryRecv(buf)
+			c.TryRecv(buf)
+		}},
 		{"Reserve+Commit+Peek+Release", func() {
 			b, _ := p.Reserve(ctx, 64)
 			b[0] = 1
