@@ -8,6 +8,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/shmring/shmring"
@@ -184,4 +185,47 @@ func Example_multiProducer() {
 	// Output:
 	// [gateway 0 gateway 1] [risk 0 risk 1] [audit 0 audit 1]
 	// attaches: 3 attached now: 0
+}
+
+// SendBatch sends many small messages with one claim and one commit (one
+// compare-and-swap on a multi-producer ring); the consumer receives them one
+// by one. A batch holds as many messages as fit in MaxMessage bytes, 8 bytes
+// of overhead and padding to 8 each: here four, then the last goes alone.
+func Example_batch() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	r, err := shmring.CreateFile(filepath.Join(dir, "ring"), shmring.WithCapacity(4096), shmring.WithMaxMessage(64))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	p, _ := r.Producer()
+	defer p.Close()
+	c, _ := r.Consumer()
+	defer c.Close()
+
+	ctx := context.Background()
+	msgs := [][]byte{[]byte("alpha"), []byte("beta"), []byte("gamma"), []byte("delta"), []byte("epsilon")}
+	for rest := msgs; len(rest) > 0; {
+		k, err := p.SendBatch(ctx, rest)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("sent", k)
+		rest = rest[k:]
+	}
+	var got []string
+	buf := make([]byte, 64)
+	for range msgs {
+		n, err := c.Recv(ctx, buf)
+		if err != nil {
+			log.Fatal(err)
+		}
+		got = append(got, string(buf[:n]))
+	}
+	fmt.Println(strings.Join(got, " "))
+	// Output:
+	// sent 4
+	// sent 1
+	// alpha beta gamma delta epsilon
 }
