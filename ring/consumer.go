@@ -212,8 +212,11 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 		c.advance(c.viewNext, c.viewLen)
 	}
 	off, n, after, ok, err = c.next()
-	if ok || err != nil {
-		return off, n, after, ok, c.noteCorrupt(err)
+	if ok {
+		return off, n, after, true, nil
+	}
+	if err != nil {
+		return 0, 0, 0, false, c.noteCorrupt(err)
 	}
 	if c.head != c.published {
 		c.publish()
