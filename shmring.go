@@ -1,12 +1,15 @@
 // Package shmring passes messages between processes on one machine through
 // shared memory.
 //
-// One process creates a ring, a named segment in /dev/shm (Create) or a file
-// at any path (CreateFile); others open it (Open, OpenFile). Producers write
+// One process creates a ring, a named segment (Create: a file in /dev/shm on
+// Linux, a paging-file mapping Local\NAME on Windows) or a file at any path
+// (CreateFile); others open it (Open, OpenFile). Producers write
 // variable-length messages into it and one consumer reads them, in order,
 // without system calls on the fast path: positions live in the shared memory
 // itself, and a side that has to wait spins briefly and then sleeps in the
-// kernel until the other side rings a doorbell (a futex on Linux).
+// kernel until the other side rings a doorbell (a futex on Linux, a named
+// semaphore on Windows; timed polling on other systems). SendBatch sends many
+// small messages with one claim.
 //
 //	r, err := shmring.Create("orders", shmring.WithCapacity(16<<20))
 //	c, err := r.Consumer()
