@@ -61,8 +61,9 @@ type Ring struct {
 	closed bool
 }
 
-// Create creates the named ring (/dev/shm/NAME on Linux) and opens it. It
-// fails with a wrapped os.ErrExist if the name is taken.
+// Create creates the named ring (/dev/shm/NAME on Linux, Local\NAME on
+// Windows) and opens it. It fails with a wrapped os.ErrExist if the name is
+// taken. On Windows the ring exists while some process has it open.
 func Create(name string, opts ...Option) (*Ring, error) {
 	if err := shm.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("create ring %q: %w", name, err)
@@ -109,7 +110,8 @@ func OpenFile(path string, opts ...Option) (*Ring, error) {
 }
 
 // Remove removes the named ring. Processes that have it open keep using it;
-// its memory is freed when the last one closes it.
+// its memory is freed when the last one closes it. On Windows it does
+// nothing: the name goes with the last process that has the ring open.
 func Remove(name string) error {
 	if err := shm.Remove(name); err != nil {
 		return fmt.Errorf("remove ring %q: %w", name, err)
