@@ -74,3 +74,24 @@ func TestWakeAcrossProcesses(t *testing.T) {
 	}
 	t.Logf("child exited %v after the wake", time.Since(start))
 }
+
+// TestRegisterNamesByID: the same offset in two registered mappings is two
+// semaphores when the ids differ, and one when they match (two mappings of
+// one ring), whatever the addresses.
+func TestRegisterNamesByID(t *testing.T) {
+	a, b, c := make([]uint32, 64), make([]uint32, 64), make([]uint32, 64)
+	bytesOf := func(w []uint32) []byte { return unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 4*len(w)) }
+	id := "futex-test-" + uuid.NewString()
+	defer futex.Register(bytesOf(a), id)()
+	defer futex.Register(bytesOf(b), id+"-other")()
+	defer futex.Register(bytesOf(c), id)()
+	if _, err := futex.Wake(&a[16], 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := futex.Wait(&b[16], 0, 50*time.Millisecond); err != os.ErrDeadlineExceeded {
+		t.Fatalf("Wait on another ring's word: %v, want the timeout", err)
+	}
+	if err := futex.Wait(&c[16], 0, 10*time.Second); err != nil {
+		t.Fatalf("Wait on the same ring's word in another mapping: %v, want the wake", err)
+	}
+}
