@@ -108,7 +108,3 @@ func (s *Segment) TryLockShared(off int64) (bool, error) {
 	}
 	return ok, nil
 }
-
-// Dir returns the directory that holds named segments (/dev/shm on Linux),
-// or "" on Windows, where named segments are kernel objects, not files.
-func Dir() string { return namedDir() }

@@ -98,6 +98,10 @@ func NamePath(name string) (string, error) {
 	return namePath(name), nil
 }
 
+// Dir returns the directory that holds named segments (/dev/shm on Linux),
+// or "" on Windows, where named segments are kernel objects, not files.
+func Dir() string { return namedDir() }
+
 // Create creates the named segment of size bytes with permissions perm and
 // maps it. It fails with a wrapped os.ErrExist if the name is taken. (On
 // Windows perm is not used: the mapping gets the default security of the
