@@ -62,7 +62,9 @@ var (
 	// Guarded the per-message calls do not catch that fault.
 	ErrTruncated = ring.ErrTruncated
 	// ErrNotSupported is returned on systems where shared-memory segments
-	// are not implemented yet.
+	// are not implemented (none of Linux, the other Unix systems and
+	// Windows), and by List and RemoveUnused on Windows, where named rings
+	// are kernel objects that live only while open.
 	ErrNotSupported = shm.ErrNotSupported
 )
 
