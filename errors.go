@@ -61,10 +61,10 @@ var (
 	// memory faulted under them because its file was truncated. Outside
 	// Guarded the per-message calls do not catch that fault.
 	ErrTruncated = ring.ErrTruncated
-	// ErrNotSupported is returned on systems where shared-memory segments
-	// are not implemented (none of Linux, the other Unix systems and
-	// Windows), and by List and RemoveUnused on Windows, where named rings
-	// are kernel objects that live only while open.
+	// ErrNotSupported is returned on systems other than Unix and Windows,
+	// where shared-memory segments are not implemented, and by List and
+	// RemoveUnused on Windows, where named rings are kernel objects that
+	// live only while open.
 	ErrNotSupported = shm.ErrNotSupported
 )
 
