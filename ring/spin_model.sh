@@ -1,6 +1,7 @@
 #!/bin/sh
-# Checks the Promela models with spin: wait.pml (the doorbell wake-up) and
-# claim.pml (multi-producer claims, commits and recovery). The protocols as
+# Checks the Promela models with spin: wait.pml (the doorbell wake-up),
+# wake.pml (how many sleepers a ring wakes) and claim.pml (multi-producer
+# claims, commits and recovery). The protocols as
 # built must pass, and each broken variant must fail, so that the models are
 # shown able to fail. Needs spin and a C compiler.
 set -eu
@@ -28,6 +29,12 @@ check wait.pml "doorbell protocol" pass
 check wait.pml "without the barrier" fail -DNO_BARRIER
 check wait.pml "doorbell read after the last look" fail -DLATE_READ
 check wait.pml "doorbell armed after the last look" fail -DARM_LATE
+check wake.pml "two sleepers, futex" pass
+check wake.pml "two sleepers, Windows semaphore" pass -DSEMAPHORE
+check wake.pml "one sleeper woken per ring" fail -DWAKE_ONE
+check wake.pml "one sleeper woken per ring, semaphore" fail -DSEMAPHORE -DWAKE_ONE
+check wake.pml "waiter count read before the head store" fail -DCOUNT_EARLY
+check wake.pml "waiter count read before the head store, semaphore" fail -DSEMAPHORE -DCOUNT_EARLY
 check claim.pml "claim, commit and recovery" pass
 check claim.pml "recovery without the live-claimant check" fail -DNO_LIVE_CHECK
 check claim.pml "shortest dead claim without the boundary test" fail -DSHORTEST
