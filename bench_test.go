@@ -39,14 +39,20 @@ func streamChild() int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		binary.LittleEndian.PutUint64(buf, uint64(i))
-		for j := 8; j < size; j += 8 {
-			binary.LittleEndian.PutUint64(buf[j:], uint64(i))
-		}
-		buf[size-1] = byte(id) // the producer, for the multi-producer benchmark
+		fillStream(buf, uint64(i), byte(id))
 		p.Commit(size)
 	}
 	return 0
+}
+
+// fillStream writes message seq of producer id: the sequence number in every
+// 8-byte word, the producer in the last byte (for the multi-producer
+// benchmark).
+func fillStream(buf []byte, seq uint64, id byte) {
+	for j := 0; j+8 <= len(buf); j += 8 {
+		binary.LittleEndian.PutUint64(buf[j:], seq)
+	}
+	buf[len(buf)-1] = id
 }
 
 // streamBatches is streamChild's loop with SendBatch: count messages, batch
@@ -59,10 +65,7 @@ func streamBatches(ctx context.Context, p *shmring.Producer, count, size, batch 
 	for i := 0; i < count; {
 		pending := msgs[:min(batch, count-i)]
 		for j, m := range pending {
-			for k := 0; k+8 <= size; k += 8 {
-				binary.LittleEndian.PutUint64(m[k:], uint64(i+j))
-			}
-			m[size-1] = id
+			fillStream(m, uint64(i+j), id)
 		}
 		for len(pending) > 0 {
 			k, err := p.SendBatch(ctx, pending)

@@ -98,8 +98,8 @@ func (c *Consumer) nextEntry() (off, n, after uint64, ok bool, err error) {
 	zero := *(*uint32)(unsafe.Add(hdr, 4))
 	next := c.entryOff + entrySize(n)
 	if zero != 0 || n > uint64(r.maxMessage) || next > c.batchEnd {
-		return 0, 0, 0, false, fmt.Errorf("%w: batch at position %d: message at offset %d claims %d bytes (word %#x), %d left in the batch",
-			ErrCorrupt, c.head, c.entryOff, n, zero, c.batchEnd-c.entryOff-min(c.batchEnd-c.entryOff, EntryHeaderSize))
+		return 0, 0, 0, false, fmt.Errorf("%w: batch at position %d: entry at offset %d claims %d bytes (second word %#x), the batch ends at offset %d",
+			ErrCorrupt, c.head, c.entryOff, n, zero, c.batchEnd)
 	}
 	after = c.head
 	if next == c.batchEnd {
