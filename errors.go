@@ -1,8 +1,8 @@
 package shmring
 
 import (
+	"github.com/shmring/shmring/internal/shm"
 	"github.com/shmring/shmring/ring"
-	"github.com/shmring/shmring/shm"
 )
 
 // The errors of this package. Each is the same value as the sentinel of the

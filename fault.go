@@ -3,8 +3,8 @@ package shmring
 import (
 	"runtime/debug"
 
+	"github.com/shmring/shmring/internal/shm"
 	"github.com/shmring/shmring/ring"
-	"github.com/shmring/shmring/shm"
 )
 
 // A peer that truncates the ring's file makes the mapping's pages vanish,

@@ -10,8 +10,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/shmring/shmring/internal/shm"
 	"github.com/shmring/shmring/ring"
-	"github.com/shmring/shmring/shm"
 )
 
 // RingStatus describes one ring among the named ones (the files in
@@ -50,7 +50,7 @@ func List() ([]RingStatus, error) { return scan(false) }
 func RemoveUnused() ([]RingStatus, error) { return scan(true) }
 
 func scan(remove bool) ([]RingStatus, error) {
-	if shm.Dir() == "" {
+	if !shm.NamesAreFiles {
 		return nil, fmt.Errorf("listing rings on %s: %w: named rings there are kernel objects that live while a process has them open (none is stale), and the system does not list them", runtime.GOOS, ErrNotSupported)
 	}
 	entries, err := os.ReadDir(shm.Dir())

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/shmring/shmring"
-	"github.com/shmring/shmring/shm"
+	"github.com/shmring/shmring/internal/shm"
 )
 
 // TestRemoveUnused lists and cleans named rings in every state: open here,

@@ -4,8 +4,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/shmring/shmring/internal/shm"
 	"github.com/shmring/shmring/ring"
-	"github.com/shmring/shmring/shm"
 )
 
 // WaitPolicy says how blocking calls wait: spin, then yield, then sleep in

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/shmring/shmring/shm"
+	"github.com/shmring/shmring/internal/shm"
 )
 
 // Presence: every open Ring holds a shared lock on byte presenceLock of the
@@ -18,7 +18,7 @@ const presenceLock = 0
 // its path still names it: RemoveUnused holds the lock exclusively while it
 // removes a ring, so an opener that raced with it finds the name gone.
 func present(seg *shm.Segment) error {
-	if shm.Dir() == "" {
+	if !shm.NamesAreFiles {
 		// Windows: a named ring lives exactly while it is open, and
 		// RemoveUnused does not apply.
 		return nil

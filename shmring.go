@@ -40,9 +40,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/shmring/shmring/futex"
+	"github.com/shmring/shmring/internal/futex"
+	"github.com/shmring/shmring/internal/shm"
 	"github.com/shmring/shmring/ring"
-	"github.com/shmring/shmring/shm"
 )
 
 // Ring is an open ring segment. Producers and Consumers made from it share

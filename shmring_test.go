@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 	}
 	// Race-enabled child processes otherwise wait a second at exit.
 	os.Setenv("GORACE", "atexit_sleep_ms=0 "+os.Getenv("GORACE"))
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/shmring/shmring/shm.keep")) // the Windows mutex keeper lives as long as the process
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/shmring/shmring/internal/shm.keep")) // the Windows mutex keeper lives as long as the process
 }
 
 // skipUnsupported skips on systems without segments and fails on any other

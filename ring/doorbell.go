@@ -3,7 +3,7 @@ package ring
 import (
 	"sync/atomic"
 
-	"github.com/shmring/shmring/futex"
+	"github.com/shmring/shmring/internal/futex"
 )
 
 // doorbell is one of the ring's two doorbells (FORMAT.md, "Doorbells"): the

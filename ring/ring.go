@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/shmring/shmring/futex"
+	"github.com/shmring/shmring/internal/futex"
 )
 
 // Ring is a view of a ring segment's memory. It holds the header fields,

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/shmring/shmring/futex"
+	"github.com/shmring/shmring/internal/futex"
 )
 
 // WaitPolicy says how a blocked call waits for the other side.

@@ -28,9 +28,9 @@ import (
 	"github.com/shmring/shmring"
 	"github.com/shmring/shmring/internal/bytesize"
 	"github.com/shmring/shmring/internal/ringflag"
+	"github.com/shmring/shmring/internal/shm"
 	"github.com/shmring/shmring/internal/stream"
 	"github.com/shmring/shmring/ring"
-	"github.com/shmring/shmring/shm"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

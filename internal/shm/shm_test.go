@@ -11,8 +11,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shmring/shmring/internal/shm"
 	"github.com/shmring/shmring/internal/testdir"
-	"github.com/shmring/shmring/shm"
 )
 
 // skipUnsupported skips a test on systems where segments are not implemented

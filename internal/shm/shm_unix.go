@@ -16,6 +16,9 @@ type sysSegment struct{}
 
 func (sysSegment) rounded() bool { return false }
 
+// namesAreFiles: see NamesAreFiles.
+const namesAreFiles = true
+
 func namePath(name string) string { return filepath.Join(namedDir(), name) }
 
 // A named segment is a file in namedDir.

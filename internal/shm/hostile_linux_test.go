@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/shmring/shmring/internal/shm"
 	"github.com/shmring/shmring/internal/testdir"
-	"github.com/shmring/shmring/shm"
 )
 
 // TestFullTmpfs creates a segment larger than a small tmpfs can hold: it

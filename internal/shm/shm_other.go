@@ -15,6 +15,9 @@ func (sysSegment) rounded() bool { return false }
 
 func namedDir() string { return os.TempDir() }
 
+// namesAreFiles: see NamesAreFiles.
+const namesAreFiles = true
+
 func namePath(name string) string { return filepath.Join(namedDir(), name) }
 
 func createNamed(path string, size int64, perm os.FileMode) (*Segment, error) {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmring/shmring/internal/shm"
 	"github.com/shmring/shmring/internal/testdir"
-	"github.com/shmring/shmring/shm"
 )
 
 func lockSegment(t *testing.T) (*shm.Segment, string) {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/shmring/shmring/futex"
-	"github.com/shmring/shmring/shm"
+	"github.com/shmring/shmring/internal/futex"
+	"github.com/shmring/shmring/internal/shm"
 )
 
 // sharedWord maps the named segment and registers it under id; it returns

@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/shmring/shmring/futex"
+	"github.com/shmring/shmring/internal/futex"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

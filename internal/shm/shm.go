@@ -102,6 +102,13 @@ func NamePath(name string) (string, error) {
 // or "" on Windows, where named segments are kernel objects, not files.
 func Dir() string { return namedDir() }
 
+// NamesAreFiles reports whether a named segment is a file in Dir, which
+// outlives the processes that opened it until it is removed (true on Unix
+// systems). Where it is false (Windows), a named segment is a kernel object
+// that exists exactly while some process has it open: nothing stale can be
+// left behind, and there is nothing to list.
+const NamesAreFiles = namesAreFiles
+
 // Create creates the named segment of size bytes with permissions perm and
 // maps it. It fails with a wrapped os.ErrExist if the name is taken. (On
 // Windows perm is not used: the mapping gets the default security of the

@@ -51,6 +51,9 @@ const (
 // namedDir is empty: named segments are not files on Windows.
 func namedDir() string { return "" }
 
+// namesAreFiles: see NamesAreFiles.
+const namesAreFiles = false
+
 func namePath(name string) string { return namedPrefix + name }
 
 func createNamed(path string, size int64, perm os.FileMode) (_ *Segment, err error) {

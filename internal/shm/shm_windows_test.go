@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/sys/windows"
 
+	"github.com/shmring/shmring/internal/shm"
 	"github.com/shmring/shmring/internal/testdir"
-	"github.com/shmring/shmring/shm"
 )
 
 // TestWindowsBadInput: every way a Windows open or create goes wrong has its

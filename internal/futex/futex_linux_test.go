@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/shmring/shmring/futex"
+	"github.com/shmring/shmring/internal/futex"
 	"github.com/shmring/shmring/internal/testdir"
 )
 
