@@ -42,9 +42,9 @@ func Guarded(f func() error) (err error) {
 func attach(seg *shm.Segment) (r *ring.Ring, err error) {
 	defer ring.CatchFault(debug.SetPanicOnFault(true), &err)
 	if seg.Rounded() {
-		return ring.AttachRounded(seg.Bytes())
+		return ring.AttachRounded(seg.Bytes(), seg)
 	}
-	return ring.Attach(seg.Bytes())
+	return ring.Attach(seg.Bytes(), seg)
 }
 
 func (r *Ring) newProducer() (p *ring.Producer, err error) {

@@ -89,7 +89,6 @@ func inspect(name string, remove bool) (st RingStatus, ok bool) {
 	r, err := attach(seg)
 	switch {
 	case err == nil:
-		r.SetLocker(seg)
 		if s, err := stats(r); err == nil {
 			st.Stats = &s
 		}

@@ -157,7 +157,7 @@ func create(o options, name string, newSeg func(int64) (*shm.Segment, error)) (*
 		seg.Close()
 		return nil, err
 	}
-	r, err := ring.Init(seg.Bytes(), cfg)
+	r, err := ring.Init(seg.Bytes(), cfg, seg)
 	if err != nil {
 		seg.Remove()
 		seg.Close()
@@ -170,7 +170,6 @@ func create(o options, name string, newSeg func(int64) (*shm.Segment, error)) (*
 // locks are the segment's, and the doorbells are named after the ring's UUID
 // (for Windows: futex.Register).
 func newRing(seg *shm.Segment, r *ring.Ring, o options, name string) *Ring {
-	r.SetLocker(seg)
 	id := r.Info().UUID
 	unregister := futex.Register(seg.Bytes(), "shmring-"+uuid.UUID(id).String())
 	return &Ring{seg: seg, r: r, opts: o, name: name, refs: 1, unregister: unregister}

@@ -85,7 +85,7 @@ func FuzzAttach(f *testing.F) {
 	f.Add(image(f, false))
 	f.Add(image(f, true))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := Attach(alignedCopy(b))
+		r, err := Attach(alignedCopy(b), LocalLocker())
 		checkErr(t, "Attach", err)
 		if err == nil {
 			exercise(t, r)
@@ -100,7 +100,7 @@ func FuzzReadPath(f *testing.F) {
 	f.Add(true, uint64(0), uint64(40), uint64(0), uint64(40), []byte{})
 	f.Add(false, uint64(64), uint64(128), uint64(noClaim), uint64(0), []byte{24, 0, 0, 0, 1, 0, 0, 0})
 	seed := image(f, true)
-	r, _ := Attach(alignedCopy(seed))
+	r, _ := Attach(alignedCopy(seed), LocalLocker())
 	f.Add(true, *r.head, *r.tail, *r.u64(r.slot(0) + slotClaimPos), *r.u64(r.slot(0) + slotClaimLen), append([]byte(nil), r.data...))
 	f.Fuzz(func(t *testing.T, multi bool, head, tail, claimPos, claimLen uint64, data []byte) {
 		r := heapRing(t, Config{Capacity: 256, Slots: 2, MultiProducer: multi})

@@ -24,7 +24,7 @@ func heapRing(tb testing.TB, c Config) *Ring {
 	}
 	words := make([]uint64, size/8)
 	mem := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), size)
-	r, err := Init(mem, c)
+	r, err := Init(mem, c, LocalLocker())
 	if err != nil {
 		tb.Fatal(err)
 	}

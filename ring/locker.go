@@ -12,9 +12,9 @@ import (
 // the ring accepts. A PID is not proof (PIDs are reused), and neither is a
 // timeout (a stopped process is alive).
 //
-// *shm.Segment implements Locker with OFD byte-range locks on Linux; a
-// Windows implementation can use named mutexes, whose abandonment the kernel
-// reports.
+// The root package's segments implement it with OFD byte-range locks on
+// Linux, POSIX record locks on other Unix systems, and named mutexes on
+// Windows (FORMAT.md, "Peers").
 type Locker interface {
 	// TryLock takes the lock without waiting and reports whether it did.
 	// A lock this Locker already holds is not taken twice: false.
@@ -25,10 +25,10 @@ type Locker interface {
 	Locked(off int64) (bool, error)
 }
 
-// LocalLocker returns a Locker that knows only the holders in this process.
-// It is what a Ring uses until SetLocker: right for memory that no other
-// process maps (tests on the heap), wrong for shared memory, where a peer in
-// another process would look dead.
+// LocalLocker returns a Locker that knows only the holders in this process:
+// right for memory that no other process maps (a ring on the heap, as in
+// tests), wrong for shared memory, where a live peer in another process would
+// look dead.
 func LocalLocker() Locker { return &localLocker{held: make(map[int64]bool)} }
 
 type localLocker struct {
@@ -58,10 +58,6 @@ func (l *localLocker) Locked(off int64) (bool, error) {
 	defer l.mu.Unlock()
 	return l.held[off], nil
 }
-
-// SetLocker sets the Locker of the ring's peers. Call it once, right after
-// Init or Attach and before NewProducer or NewConsumer.
-func (r *Ring) SetLocker(l Locker) { r.locker = l }
 
 // DefaultLiveness is how often a blocked producer or consumer checks the
 // liveness locks of its peers when the caller gives no interval. A dead peer

@@ -75,7 +75,11 @@ func checkMem(mem []byte, need uint64) error {
 // Init lays out a new ring described by c in mem, which must be exactly
 // Size(c) bytes, 8-byte aligned, and not yet visible to a peer that writes
 // it. The init word is stored last: until then Attach reports ErrNotReady.
-func Init(mem []byte, c Config) (*Ring, error) {
+// l supplies the peers' liveness locks, as for Attach.
+func Init(mem []byte, c Config, l Locker) (*Ring, error) {
+	if l == nil {
+		return nil, errNoLocker
+	}
 	c, err := c.normalize()
 	if err != nil {
 		return nil, err
@@ -107,13 +111,22 @@ func Init(mem []byte, c Config) (*Ring, error) {
 	*r.u64(offCreatedNs) = uint64(c.CreatedUnixNano)
 	// The sequentially consistent store orders every field above before it.
 	atomic.StoreUint32(r.u32(offInit), InitComplete)
-	return Attach(mem)
+	return Attach(mem, l)
 }
 
 // Attach validates the header in mem and returns a view of the ring. Each
 // failure has its own error: ErrSize, ErrBadMagic, ErrVersion, ErrNotReady,
 // ErrBadHeader, all wrapped with the field and value at fault.
-func Attach(mem []byte) (*Ring, error) { return attach(mem, false) }
+//
+// l supplies the liveness locks of the peers (see Locker), and must be one
+// every process that maps the memory agrees with: for a shared segment, the
+// segment's own locks (the root package passes its internal shm.Segment).
+// LocalLocker is right only for memory no other process maps.
+func Attach(mem []byte, l Locker) (*Ring, error) { return attach(mem, l, false) }
+
+// errNoLocker refuses a nil Locker: a ring without liveness locks would take
+// every peer for dead.
+var errNoLocker = fmt.Errorf("%w: no Locker given", ErrBadConfig)
 
 // pageSize is the smallest page of the systems that round a mapping.
 const pageSize = 4096
@@ -122,9 +135,12 @@ const pageSize = 4096
 // less than a page: the view of a named mapping on Windows, whose size the
 // system reports rounded up to whole pages. The ring uses only the size its
 // header states.
-func AttachRounded(mem []byte) (*Ring, error) { return attach(mem, true) }
+func AttachRounded(mem []byte, l Locker) (*Ring, error) { return attach(mem, l, true) }
 
-func attach(mem []byte, rounded bool) (*Ring, error) {
+func attach(mem []byte, l Locker, rounded bool) (*Ring, error) {
+	if l == nil {
+		return nil, errNoLocker
+	}
 	if err := checkMem(mem, HeaderSize); err != nil {
 		return nil, err
 	}
@@ -193,7 +209,7 @@ func attach(mem []byte, rounded bool) (*Ring, error) {
 	r.tail, r.head = r.u64(offTail), r.u64(offHead)
 	r.dataDoor = doorbell{r.u32(offDataBell), r.u32(offDataWaiters), r.u32(offDataArmed)}
 	r.spaceDoor = doorbell{r.u32(offSpaceBell), r.u32(offSpaceWaiters), r.u32(offSpaceArmed)}
-	r.locker = LocalLocker()
+	r.locker = l
 	return r, nil
 }
 

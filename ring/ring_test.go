@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestRoundTripSizes(t *testing.T) {
@@ -532,5 +533,28 @@ func TestWakeOnlySleepers(t *testing.T) {
 				t.Fatalf("%d wake calls and %d sleeps for %d messages to a waiting consumer", wakes, parks, count)
 			}
 		})
+	}
+}
+
+// TestLockerRequired refuses a ring without liveness locks: it would take
+// every peer in another process for dead.
+func TestLockerRequired(t *testing.T) {
+	c := Config{Capacity: 4096, Key: testKey}
+	size, err := Size(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := make([]uint64, size/8)
+	mem := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), size)
+	if _, err := Init(mem, c, nil); !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("Init without a Locker: %v, want ErrBadConfig", err)
+	}
+	if _, err := Init(mem, c, LocalLocker()); err != nil {
+		t.Fatal(err)
+	}
+	for _, attach := range []func([]byte, Locker) (*Ring, error){Attach, AttachRounded} {
+		if _, err := attach(mem, nil); !errors.Is(err, ErrBadConfig) {
+			t.Fatalf("attach without a Locker: %v, want ErrBadConfig", err)
+		}
 	}
 }
