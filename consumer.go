@@ -12,12 +12,16 @@ import (
 // methods. It must not be copied.
 //
 // A ring has one consumer at a time, enforced by a lock the kernel releases
-// when its holder dies; a second gets ErrConsumerBusy. A new consumer resumes
-// at the last head the previous one published, so nothing committed is lost.
-// After Close that is exactly where it stopped. After a crash, messages the
-// dead one had read since it last published its head (every capacity/8 bytes,
-// and whenever it found the ring empty) are delivered again: delivery is at
-// least once across a consumer's death, exactly once otherwise.
+// when its holder dies; a second gets ErrConsumerBusy. Delivery is exactly
+// once while a consumer lives, and at least once across its death: the
+// consumer publishes its position in shared memory only past messages a call
+// has already returned to its caller (a message from Recv or TryRecv when the
+// next call starts, one from Peek at Release), every capacity/8 bytes, when
+// it finds the ring empty, and at Close. A new consumer resumes at the last
+// position published: after Close that is exactly where the old one stopped;
+// after a crash, the messages the dead one had returned since it last
+// published (at most capacity/8 bytes of them, plus one) are returned again.
+// No committed message is ever skipped.
 //
 // While it waits, a consumer checks its producers' liveness locks (see
 // WithLiveness): it frees the slot of a producer that died, and on a
@@ -35,7 +39,10 @@ func (c *Consumer) MaxMessage() int { return c.c.MaxMessage() }
 
 // Recv copies the next message into buf and returns its length, waiting
 // until ctx ends. If buf is too small it returns ErrShortBuffer and leaves
-// the message in the ring. At the end of the stream it returns io.EOF.
+// the message in the ring. At the end of the stream it returns io.EOF. The
+// message's space in the ring is given back to producers when the next call
+// starts (or at Close), so that a consumer killed before Recv returns does
+// not lose the message: its successor reads it again.
 func (c *Consumer) Recv(ctx context.Context, buf []byte) (int, error) { return c.c.Recv(ctx, buf) }
 
 // TryRecv is Recv without waiting: it returns ErrEmpty when nothing waits.
@@ -50,7 +57,8 @@ func (c *Consumer) Peek(ctx context.Context) ([]byte, error) { return c.c.Peek(c
 // TryPeek is Peek without waiting: it returns ErrEmpty when nothing waits.
 func (c *Consumer) TryPeek() ([]byte, error) { return c.c.TryPeek() }
 
-// Release consumes the message returned by Peek or TryPeek.
+// Release consumes the message returned by Peek or TryPeek, and gives its
+// space back to producers.
 func (c *Consumer) Release() { c.c.Release() }
 
 // Close detaches the consumer. Messages not released stay in the ring for the

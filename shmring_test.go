@@ -308,6 +308,8 @@ func child() int {
 		return tinyChild()
 	case "hold":
 		return holdChild()
+	case "headstop":
+		return headStopChild()
 	case "producer":
 		count, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_COUNT"), 10, 64)
 		maxSize, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_MAXSIZE"))

@@ -9,16 +9,23 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/shmring/shmring/internal/testhook"
 )
 
 // Consumer reads messages from a ring. There is at most one per ring at a
 // time, enforced by its liveness lock.
 //
-// Delivery is exactly once while the consumer lives. When it dies, a new
-// consumer resumes at the head it last published, which it publishes after
-// every capacity/8 bytes and whenever it finds the ring empty: messages the
-// dead consumer had read since then are delivered again (at least once).
-// Nothing committed is ever lost.
+// Delivery: while a consumer lives, it returns every committed message
+// exactly once, in the order of the ring. It stores its head in shared
+// memory (after every capacity/8 bytes, whenever it finds the ring empty,
+// and at Close) only past messages a call has already returned: a message
+// from Recv or TryRecv is consumed in shared memory by the consumer's next
+// call, one from Peek or TryPeek by Release or the next call. When a
+// consumer dies, its successor resumes at the last head stored, and returns
+// again the messages the dead one had returned since (at most capacity/8
+// bytes of records, plus one): across a consumer's death every committed
+// message is returned by some call at least once, and none is skipped.
 //
 // A Consumer is not safe for concurrent use: one goroutine at a time may call
 // its methods. It must not be copied.
@@ -170,8 +177,9 @@ func (c *Consumer) nextSlow() (off, n, after uint64, ok bool, err error) {
 // maxPaddingRun bounds the padding records one look consumes.
 const maxPaddingRun = 64
 
-// advance consumes records up to pos and publishes the head when a batch is
-// complete.
+// advance consumes records up to pos. It does not publish the head: a
+// message is consumed in shared memory only once the call that hands it out
+// has returned (see publishDue).
 func (c *Consumer) advance(pos, n uint64) {
 	if c.inBatch {
 		c.consumeEntry(n)
@@ -179,7 +187,16 @@ func (c *Consumer) advance(pos, n uint64) {
 	c.head = pos
 	c.messages++
 	c.bytes += n
-	if pos-c.published >= c.batch {
+}
+
+// publishDue publishes the head once capacity/8 bytes have been consumed
+// since it was last published. It runs at the start of a read call and in
+// Release, never between taking a message and returning it from Recv or
+// TryRecv: a consumer that dies inside Recv after storing a head past the
+// message it was about to return would lose it, since its successor starts
+// at that head.
+func (c *Consumer) publishDue() {
+	if c.head-c.published >= c.batch {
 		c.publish()
 	}
 }
@@ -191,6 +208,9 @@ func (c *Consumer) publish() {
 	c.published = c.head
 	storeRelease64(r.u64(offConsumer+consBatch), c.batchMark())
 	storeRelease64(r.head, c.head)
+	if testhook.HeadStored != nil {
+		testhook.HeadStored()
+	}
 	storeRelease64(r.u64(offConsumer+consMessages), c.messages)
 	storeRelease64(r.u64(offConsumer+consBytes), c.bytes)
 	c.wait.fence()
@@ -211,6 +231,7 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 		c.viewing = false
 		c.advance(c.viewNext, c.viewLen)
 	}
+	c.publishDue()
 	off, n, after, ok, err = c.next()
 	if ok {
 		return off, n, after, true, nil
@@ -305,18 +326,22 @@ func (c *Consumer) view(off, n, after uint64) []byte {
 	return c.r.data[off : off+n : off+n]
 }
 
-// Release consumes the message returned by Peek or TryPeek. Its view must
-// not be used afterwards. Release without a view does nothing.
+// Release consumes the message returned by Peek or TryPeek, and gives its
+// space back to the producers as publishing allows (see Consumer). Its view
+// must not be used afterwards. Release without a view does nothing.
 func (c *Consumer) Release() {
 	if c.viewing {
 		c.viewing = false
 		c.advance(c.viewNext, c.viewLen)
+		c.publishDue() // the message was handed out by Peek already
 	}
 }
 
 // Recv copies the next message into buf and returns its length, waiting for
 // one as the policy says. If buf is too small it returns ErrShortBuffer and
-// the message stays in the ring.
+// the message stays in the ring. The message's space goes back to the
+// producers at the consumer's next call, not before Recv returns (see
+// Consumer).
 func (c *Consumer) Recv(ctx context.Context, buf []byte) (int, error) {
 	msg, err := c.Peek(ctx)
 	if err != nil {
@@ -341,7 +366,8 @@ func (c *Consumer) copyOut(buf, msg []byte) (int, error) {
 		return 0, fmt.Errorf("%w: message of %d bytes, buffer of %d", ErrShortBuffer, len(msg), len(buf))
 	}
 	n := copy(buf, msg)
-	c.Release()
+	c.viewing = false
+	c.advance(c.viewNext, c.viewLen) // published by the next call, after this one returns
 	return n, nil
 }
 

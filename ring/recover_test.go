@@ -264,9 +264,10 @@ func TestProducerSeesDeadConsumer(t *testing.T) {
 		t.Fatalf("replacing a dead consumer: %v", err)
 	}
 	defer c2.Close()
-	if _, err := c2.TryRecv(make([]byte, 64)); err != nil {
+	if _, err := c2.TryPeek(); err != nil {
 		t.Fatal(err)
 	}
+	c2.Release()
 	if err := p.Send(context.Background(), make([]byte, 50)); err != nil {
 		t.Fatalf("after the new consumer made room: %v", err)
 	}

@@ -1,0 +1,9 @@
+// Package testhook holds the points where tests stop a process at an exact
+// instant, to kill it there. Nothing outside tests sets them; unset, each
+// costs a load and a branch on a path that is not per message.
+package testhook
+
+// HeadStored, if set, is called by a consumer right after it stores its
+// head in shared memory: the instant at which a consumer killed must not
+// have consumed a message it has not handed to its caller.
+var HeadStored func()
