@@ -30,7 +30,8 @@ import (
 // its claim is waited for, however long.
 type Consumer struct {
 	c    *ring.Consumer
-	ring *Ring
+	ring *Ring  // nil after Close
+	name string // the ring's, for errors
 }
 
 // MaxMessage returns the largest message the ring carries: a buffer of this
@@ -43,23 +44,44 @@ func (c *Consumer) MaxMessage() int { return c.c.MaxMessage() }
 // message's space in the ring is given back to producers when the next call
 // starts (or at Close), so that a consumer killed before Recv returns does
 // not lose the message: its successor reads it again.
-func (c *Consumer) Recv(ctx context.Context, buf []byte) (int, error) { return c.c.Recv(ctx, buf) }
+func (c *Consumer) Recv(ctx context.Context, buf []byte) (int, error) {
+	n, err := c.c.Recv(ctx, buf)
+	return n, c.named(err)
+}
 
 // TryRecv is Recv without waiting: it returns ErrEmpty when nothing waits.
-func (c *Consumer) TryRecv(buf []byte) (int, error) { return c.c.TryRecv(buf) }
+func (c *Consumer) TryRecv(buf []byte) (int, error) {
+	n, err := c.c.TryRecv(buf)
+	return n, c.named(err)
+}
 
 // Peek returns the next message in place, waiting until ctx ends. The slice
 // points into shared memory: it is valid until the next call of Release,
 // Peek, TryPeek, Recv, TryRecv or Close, and must not be written. Release
 // consumes the message.
-func (c *Consumer) Peek(ctx context.Context) ([]byte, error) { return c.c.Peek(ctx) }
+func (c *Consumer) Peek(ctx context.Context) ([]byte, error) {
+	msg, err := c.c.Peek(ctx)
+	return msg, c.named(err)
+}
 
 // TryPeek is Peek without waiting: it returns ErrEmpty when nothing waits.
-func (c *Consumer) TryPeek() ([]byte, error) { return c.c.TryPeek() }
+func (c *Consumer) TryPeek() ([]byte, error) {
+	msg, err := c.c.TryPeek()
+	return msg, c.named(err)
+}
 
-// Release consumes the message returned by Peek or TryPeek, and gives its
-// space back to producers.
+// Release consumes the message returned by Peek or TryPeek. Its space goes
+// back to the producers when the consumer next publishes its position (see
+// Consumer).
 func (c *Consumer) Release() { c.c.Release() }
+
+// named adds the ring's name to an error of the consumer (see namedErr).
+func (c *Consumer) named(err error) error {
+	if err == nil {
+		return nil
+	}
+	return namedErr(c.name, "consumer", err)
+}
 
 // Close detaches the consumer. Messages not released stay in the ring for the
 // next consumer. It is idempotent.

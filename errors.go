@@ -1,6 +1,11 @@
 package shmring
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
 	"github.com/shmring/shmring/internal/shm"
 	"github.com/shmring/shmring/ring"
 )
@@ -53,9 +58,20 @@ var (
 	// ErrConsumerBusy is returned by Consumer when another consumer is
 	// attached.
 	ErrConsumerBusy = ring.ErrConsumerBusy
-	// ErrConsumerDead is returned by a Producer waiting for room when the
+	// ErrConsumerDead is returned by a Producer waiting for room, and by
+	// TrySend, TrySendBatch and TryReserve on a full ring, when the
 	// consumer has died (see WithLiveness and WithWaitForConsumer).
 	ErrConsumerDead = ring.ErrConsumerDead
+	// ErrRingRemoved is returned by a Producer's calls, by a Consumer's
+	// once the ring is drained, and by Ring.Producer and Ring.Consumer,
+	// when the ring was removed (Remove, RemoveIfUnused, Ring.Remove) or
+	// replaced (WithReplaceUnused) by any process: nobody will read or
+	// write it again. A call blocked at that moment returns it at once.
+	ErrRingRemoved = ring.ErrRingRemoved
+	// ErrInUse is returned by RemoveIfUnused, and by Create and
+	// CreateFile WithReplaceUnused, when a process has the ring open (or
+	// a creator may still be writing it): it is not removed.
+	ErrInUse = errors.New("shmring: ring in use")
 	// ErrTruncated is returned by Open, OpenFile, Producer, Consumer, Stats,
 	// Close, and by Guarded for the calls made inside it, when the ring's
 	// memory faulted under them because its file was truncated. Outside
@@ -74,4 +90,20 @@ var (
 	ErrReservation = ring.ErrReservation
 	// ErrNoReservation is returned by Commit and Abort without a Reserve.
 	ErrNoReservation = ring.ErrNoReservation
+	// ErrCommitSize is returned by Commit for a length that is negative
+	// or more than was reserved; the reservation stays in progress.
+	ErrCommitSize = ring.ErrCommitSize
 )
+
+// namedErr says which ring and which side an error of a Producer or
+// Consumer call comes from. The errors callers compare or meet in a loop
+// are returned as they are: ErrFull and ErrEmpty (a non-blocking call
+// finding nothing to do, which must not allocate), io.EOF, and a context's
+// own errors.
+func namedErr(ring, side string, err error) error {
+	switch err {
+	case ErrFull, ErrEmpty, io.EOF, context.Canceled, context.DeadlineExceeded:
+		return err
+	}
+	return fmt.Errorf("ring %s: %s: %w", ring, side, err)
+}

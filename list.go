@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sort"
@@ -62,8 +61,8 @@ func scan(remove bool) ([]RingStatus, error) {
 		if !e.Type().IsRegular() || shm.ValidateName(e.Name()) != nil {
 			continue
 		}
-		st, ok := inspect(e.Name(), remove)
-		if ok && (!remove || st.State != "in use") {
+		st, ok := scanOne(e.Name(), remove)
+		if ok && (!remove || st.State != stateInUse) {
 			out = append(out, st)
 		}
 	}
@@ -71,52 +70,73 @@ func scan(remove bool) ([]RingStatus, error) {
 	return out, nil
 }
 
-// inspect looks at one named file; ok is false when it is not a ring. With
-// remove, an unused or unfinished ring past the grace period is removed
-// while its presence lock is held exclusively, so that no opener can join
-// it meanwhile.
-func inspect(name string, remove bool) (st RingStatus, ok bool) {
+// scanOne looks at one named file; ok is false when it is not a ring. With
+// remove, an unused or unfinished ring past the grace period is removed.
+func scanOne(name string, remove bool) (st RingStatus, ok bool) {
 	seg, err := shm.Open(name, 1)
 	if err != nil {
 		return st, false
 	}
 	defer seg.Close()
-	fi, err := seg.File().Stat()
+	st, r, err := inspect(seg, name)
 	if err != nil {
 		return st, false
 	}
+	if st.State == stateInUse {
+		return st, true
+	}
+	if !remove {
+		seg.Unlock(presenceLock)
+		return st, true
+	}
+	if time.Since(st.Modified) < unusedGrace {
+		seg.Unlock(presenceLock)
+		st.State = stateInUse // too young to judge: not removed, not reported
+		return st, true
+	}
+	return st, removeLocked(seg, r) == nil
+}
+
+// The states of RingStatus.
+const (
+	stateInUse      = "in use"
+	stateUnused     = "unused"
+	stateUnfinished = "unfinished"
+)
+
+// inspect describes the ring in seg, opened under name, and returns it
+// attached (nil when it is unfinished). An error means seg is not a ring.
+// When no process has it open (State unused or unfinished), inspect returns
+// holding its presence lock exclusively, so that nobody can join it: the
+// caller removes it (removeLocked) or lets the lock go.
+func inspect(seg *shm.Segment, name string) (st RingStatus, r *ring.Ring, err error) {
+	fi, err := seg.File().Stat()
+	if err != nil {
+		return st, nil, err
+	}
 	st = RingStatus{Name: name, Size: fi.Size(), Modified: fi.ModTime()}
-	r, err := attach(seg)
+	r, err = attach(seg)
 	switch {
 	case err == nil:
 		if s, err := stats(r); err == nil {
 			st.Stats = &s
 		}
 	case errors.Is(err, ring.ErrNotReady) || errors.Is(err, shm.ErrTooSmall):
-		st.State = "unfinished"
+		r, st.State = nil, stateUnfinished
 	default:
-		return st, false // not a ring: never ours to judge
+		return st, nil, err // not a ring: never ours to judge
 	}
 	free, err := seg.TryLock(presenceLock)
 	if err != nil {
-		return st, false
+		return st, nil, err
 	}
-	if !free {
-		st.State = "in use"
-		return st, true
+	switch {
+	case !free:
+		st.State = stateInUse
+	case st.State == "":
+		st.State = stateUnused
 	}
-	if st.State == "" {
-		st.State = "unused"
-	}
-	if remove {
-		if time.Since(st.Modified) < unusedGrace {
-			st.State = "in use" // too young to judge: not removed, not reported
-		} else if err := os.Remove(filepath.Join(shm.Dir(), name)); err != nil {
-			return st, false
-		}
-	}
-	seg.Unlock(presenceLock)
-	return st, true
+	return st, r, nil
 }
 
 func stats(r *ring.Ring) (s ring.Stats, err error) {

@@ -45,6 +45,7 @@ type options struct {
 	liveness     time.Duration
 	waitConsumer bool
 	eofAfter     uint64
+	replace      bool
 }
 
 func defaultOptions() options {
@@ -129,3 +130,17 @@ func WithWaitForConsumer() Option { return func(o *options) { o.waitConsumer = t
 // have attached since the ring was created (default 1): for a consumer
 // that expects n producers that may start at different times.
 func WithEOFAfter(n int) Option { return func(o *options) { o.eofAfter = uint64(max(n, 1)) } }
+
+// WithReplaceUnused makes Create and CreateFile replace a ring left at the
+// name (or path) that no process has open — the leftover of a creator
+// killed before it could remove it — in the same call, instead of failing
+// with os.ErrExist. A ring some process has open is never replaced: Create
+// then fails with an error that wraps both os.ErrExist and ErrInUse. The
+// check and the removal hold the old ring's presence lock exclusively, so a
+// process opening it at that moment cannot join it (see RemoveIfUnused). A
+// file there that is not a ring is left alone.
+//
+// A ring whose creator died while its peers still have it open is in use:
+// a restarted consumer opens it (Open) and takes over where the dead one
+// stopped, which loses nothing.
+func WithReplaceUnused() Option { return func(o *options) { o.replace = true } }

@@ -14,6 +14,13 @@ import (
 // removes only such rings.
 const presenceLock = 0
 
+// errNotPresent says that a ring was removed as unused while it was being
+// opened.
+var errNotPresent = fmt.Errorf("removed as unused while opening: %w", os.ErrNotExist)
+
+// errRemovedAtOpen says that an opener found the ring marked removed.
+var errRemovedAtOpen = fmt.Errorf("%w: %w", ErrRingRemoved, os.ErrNotExist)
+
 // present takes the presence lock of a segment just opened, and checks that
 // its path still names it: RemoveUnused holds the lock exclusively while it
 // removes a ring, so an opener that raced with it finds the name gone.
@@ -27,9 +34,9 @@ func present(seg *shm.Segment) error {
 	if err != nil {
 		return err
 	}
-	notExist := &os.PathError{Op: "open", Path: seg.Path(), Err: fmt.Errorf("removed as unused while opening: %w", os.ErrNotExist)}
+	notExist := &os.PathError{Op: "open", Path: seg.Path(), Err: errNotPresent}
 	if !ok {
-		return notExist
+		return notExist // a cleaner holds it exclusively: it is being removed
 	}
 	mine, err := seg.File().Stat()
 	if err != nil {

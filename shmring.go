@@ -69,7 +69,8 @@ func Create(name string, opts ...Option) (*Ring, error) {
 		return nil, fmt.Errorf("create ring %q: %w", name, err)
 	}
 	o := apply(opts)
-	r, err := create(o, name, func(size int64) (*shm.Segment, error) { return shm.Create(name, size, o.perm) })
+	r, err := create(o, name, func(size int64) (*shm.Segment, error) { return shm.Create(name, size, o.perm) },
+		func() (*shm.Segment, error) { return shm.Open(name, 1) })
 	if err != nil {
 		return nil, fmt.Errorf("create ring %q: %w", name, err)
 	}
@@ -80,7 +81,8 @@ func Create(name string, opts ...Option) (*Ring, error) {
 // with a wrapped os.ErrExist if the path exists.
 func CreateFile(path string, opts ...Option) (*Ring, error) {
 	o := apply(opts)
-	r, err := create(o, path, func(size int64) (*shm.Segment, error) { return shm.CreateFile(path, size, o.perm) })
+	r, err := create(o, path, func(size int64) (*shm.Segment, error) { return shm.CreateFile(path, size, o.perm) },
+		func() (*shm.Segment, error) { return shm.OpenFile(path, 1) })
 	if err != nil {
 		return nil, fmt.Errorf("create ring file %s: %w", path, err)
 	}
@@ -109,16 +111,6 @@ func OpenFile(path string, opts ...Option) (*Ring, error) {
 	return r, nil
 }
 
-// Remove removes the named ring. Processes that have it open keep using it;
-// its memory is freed when the last one closes it. On Windows it does
-// nothing: the name goes with the last process that has the ring open.
-func Remove(name string) error {
-	if err := shm.Remove(name); err != nil {
-		return fmt.Errorf("remove ring %q: %w", name, err)
-	}
-	return nil
-}
-
 func apply(opts []Option) options {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -127,7 +119,9 @@ func apply(opts []Option) options {
 	return o
 }
 
-func create(o options, name string, newSeg func(int64) (*shm.Segment, error)) (*Ring, error) {
+// create makes a new ring with newSeg; WithReplaceUnused, it first removes
+// an unused ring that oldSeg opens at the same name.
+func create(o options, name string, newSeg func(int64) (*shm.Segment, error), oldSeg func() (*shm.Segment, error)) (*Ring, error) {
 	var key [8]byte
 	for binary.LittleEndian.Uint64(key[:]) == 0 {
 		rand.Read(key[:])
@@ -147,13 +141,25 @@ func create(o options, name string, newSeg func(int64) (*shm.Segment, error)) (*
 		return nil, err
 	}
 	seg, err := newSeg(size)
+	if errors.Is(err, os.ErrExist) && o.replace {
+		if rerr := removeIfUnused(name, oldSeg); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w; not replaced: %w", err, rerr)
+		}
+		seg, err = newSeg(size)
+	}
 	if err != nil {
 		return nil, err
 	}
-	// Present from the start, so that RemoveUnused never takes a ring
-	// that is being created.
-	if _, err := seg.TryLockShared(presenceLock); err != nil {
-		seg.Remove()
+	// Present from the start, so that no cleaner takes a ring that is
+	// being created. A cleaner looking at the new file holds its presence
+	// lock exclusively for a moment (and never removes a file this
+	// young): wait for it.
+	err = present(seg)
+	for start := time.Now(); errors.Is(err, errNotPresent) && time.Since(start) < time.Second; err = present(seg) {
+		time.Sleep(time.Millisecond)
+	}
+	if err != nil {
+		// Not seg.Remove: the name may be another ring's by now.
 		seg.Close()
 		return nil, err
 	}
@@ -184,6 +190,11 @@ func open(o options, name string, openSeg func() (*shm.Segment, error)) (*Ring, 
 		seg, err := openSeg()
 		if err == nil {
 			r, aerr := attach(seg)
+			if aerr == nil && r.Removed() {
+				// Being removed: its name goes next, perhaps for a new
+				// ring. Wait for that as for a missing name.
+				aerr = &os.PathError{Op: "open", Path: seg.Path(), Err: errRemovedAtOpen}
+			}
 			if aerr == nil {
 				aerr = present(seg)
 			}
@@ -224,7 +235,7 @@ func (r *Ring) Producer() (*Producer, error) {
 		r.release()
 		return nil, fmt.Errorf("ring %s: producer: %w", r.name, err)
 	}
-	return &Producer{p: p, ring: r}, nil
+	return &Producer{p: p, ring: r, name: r.name}, nil
 }
 
 // Consumer attaches the ring's consumer. There is one at a time: a second
@@ -238,7 +249,7 @@ func (r *Ring) Consumer() (*Consumer, error) {
 		r.release()
 		return nil, fmt.Errorf("ring %s: consumer: %w", r.name, err)
 	}
-	return &Consumer{c: c, ring: r}, nil
+	return &Consumer{c: c, ring: r, name: r.name}, nil
 }
 
 // Info describes the ring's header.
@@ -246,9 +257,6 @@ func (r *Ring) Info() ring.Info { return r.r.Info() }
 
 // Path returns the file that backs the ring.
 func (r *Ring) Path() string { return r.seg.Path() }
-
-// Remove removes the ring's name (see the package-level Remove).
-func (r *Ring) Remove() error { return r.seg.Remove() }
 
 // Close closes the Ring handle. The mapping stays until every Producer and
 // Consumer made from it is closed too. Close is idempotent.

@@ -85,6 +85,9 @@ type ConsumerOptions struct {
 // NewConsumer attaches the ring's consumer and resumes at the published head:
 // a consumer that replaces a dead one loses nothing that was committed.
 func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
+	if r.Removed() {
+		return nil, ErrRingRemoved
+	}
 	ok, err := r.locker.TryLock(offConsumer)
 	if err != nil {
 		return nil, err
@@ -255,6 +258,15 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 			return off, n, after, ok, err
 		}
 		return 0, 0, 0, false, io.EOF
+	}
+	if c.r.Removed() {
+		// Nobody will write it again: new claims check the mark. A
+		// claim made just before it may have committed since: look
+		// once more.
+		if off, n, after, ok, err = c.next(); ok || err != nil {
+			return off, n, after, ok, err
+		}
+		return 0, 0, 0, false, ErrRingRemoved
 	}
 	return 0, 0, 0, false, nil
 }

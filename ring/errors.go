@@ -47,6 +47,15 @@ var (
 	// still marked attached), unless the producer was told to wait for a
 	// new consumer.
 	ErrConsumerDead = errors.New("ring: the consumer died")
+	// ErrRingRemoved is returned by producer calls, by consumer calls once
+	// the ring is drained, and by NewProducer and NewConsumer, when the
+	// ring has been marked removed (MarkRemoved): its name was removed, or
+	// replaced by a new ring, and nobody will read or write it again.
+	ErrRingRemoved = errors.New("ring: removed or replaced")
+	// ErrCommitSize is returned by Commit for a length outside the
+	// reservation (negative, or more than was reserved). The reservation
+	// stays in progress.
+	ErrCommitSize = errors.New("ring: commit length outside the reservation")
 	// ErrClosed is returned by calls on a closed Producer or Consumer; it
 	// wraps os.ErrClosed.
 	ErrClosed = fmt.Errorf("ring: producer or consumer: %w", os.ErrClosed)

@@ -36,7 +36,7 @@ func image(tb testing.TB, multi bool) []byte {
 }
 
 var sentinels = []error{ErrBadMagic, ErrVersion, ErrSize, ErrBadHeader, ErrNotReady, ErrBadConfig, ErrCorrupt,
-	ErrTooLarge, ErrFull, ErrEmpty, ErrProducerBusy, ErrConsumerBusy, ErrConsumerDead, ErrClosed, ErrShortBuffer, io.EOF}
+	ErrTooLarge, ErrFull, ErrEmpty, ErrProducerBusy, ErrConsumerBusy, ErrConsumerDead, ErrRingRemoved, ErrClosed, ErrShortBuffer, io.EOF}
 
 func checkErr(t *testing.T, what string, err error) {
 	t.Helper()

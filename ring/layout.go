@@ -42,21 +42,22 @@ const (
 
 // Header field offsets, from the start of the segment.
 const (
-	offMagic      = 0  // uint64
-	offVersion    = 8  // uint32
-	offFlags      = 12 // uint32
-	offHeaderSize = 16 // uint32
-	offLineSize   = 20 // uint32
-	offSlotCount  = 24 // uint32
-	offMaxMessage = 28 // uint32
-	offCapacity   = 32 // uint64
-	offDataOffset = 40 // uint64
-	offTotalSize  = 48 // uint64
-	offKey        = 56 // uint64
-	offUUID       = 64 // [16]byte
-	offCreatorPID = 80 // uint32
-	offCreatedNs  = 88 // int64, Unix nanoseconds
-	offInit       = 96 // uint32, InitComplete when ready
+	offMagic      = 0   // uint64
+	offVersion    = 8   // uint32
+	offFlags      = 12  // uint32
+	offHeaderSize = 16  // uint32
+	offLineSize   = 20  // uint32
+	offSlotCount  = 24  // uint32
+	offMaxMessage = 28  // uint32
+	offCapacity   = 32  // uint64
+	offDataOffset = 40  // uint64
+	offTotalSize  = 48  // uint64
+	offKey        = 56  // uint64
+	offUUID       = 64  // [16]byte
+	offCreatorPID = 80  // uint32
+	offCreatedNs  = 88  // int64, Unix nanoseconds
+	offInit       = 96  // uint32, InitComplete when ready
+	offRemoved    = 100 // uint32, non-zero once the ring was removed or replaced
 )
 
 // Control lines, from the start of the segment.

@@ -27,6 +27,7 @@ type headerLayout struct {
 	_          uint32
 	CreatedNs  uint64
 	Init       uint32
+	Removed    uint32
 }
 
 // slotLayout mirrors a producer slot.
@@ -83,6 +84,7 @@ func layout() map[string]field {
 		"creator_pid":        {unsafe.Offsetof(h.CreatorPID), 4},
 		"created_ns":         {unsafe.Offsetof(h.CreatedNs), 8},
 		"init":               {unsafe.Offsetof(h.Init), 4},
+		"removed":            {unsafe.Offsetof(h.Removed), 4},
 		"tail":               {offTail, 8},
 		"head":               {offHead, 8},
 		"data_bell":          {offDataBell, 4},
@@ -145,6 +147,7 @@ func TestLayoutConstants(t *testing.T) {
 		{"creator pid", offCreatorPID, unsafe.Offsetof(h.CreatorPID)},
 		{"created", offCreatedNs, unsafe.Offsetof(h.CreatedNs)},
 		{"init", offInit, unsafe.Offsetof(h.Init)},
+		{"removed", offRemoved, unsafe.Offsetof(h.Removed)},
 		{"slot state", slotState, unsafe.Offsetof(s.State)},
 		{"slot pid", slotPID, unsafe.Offsetof(s.PID)},
 		{"slot generation", slotGen, unsafe.Offsetof(s.Gen)},

@@ -60,6 +60,9 @@ type ProducerOptions struct {
 // after the last record committed; producers on a multi-producer ring claim
 // space at the shared tail.
 func (r *Ring) NewProducer(o ProducerOptions) (*Producer, error) {
+	if r.Removed() {
+		return nil, ErrRingRemoved
+	}
 	slot, err := r.attachSlot()
 	if err != nil {
 		return nil, err
@@ -133,7 +136,12 @@ func (p *Producer) TryReserve(n int) ([]byte, error) {
 	}
 	ok, err := p.claim(recordSize(uint64(n)))
 	if !ok && err == nil {
-		err = ErrFull
+		// Full. A dead consumer will never make room: say so, as a
+		// waiting Reserve would, looking at its lock at most once per
+		// liveness interval (the look is a system call).
+		if err = p.wait.checkDue(time.Now()); err == nil {
+			err = ErrFull
+		}
 	}
 	return p.reserved(n, err)
 }
@@ -163,6 +171,11 @@ func (p *Producer) reserved(n int, err error) ([]byte, error) {
 // first if the record would cross the end of the data area. It reports false
 // when the ring is full. On success p.resvPos is where the record starts.
 func (p *Producer) claim(rec uint64) (bool, error) {
+	// One load of a header word no one writes but a remover: its cache
+	// line stays shared, so the check costs about a nanosecond.
+	if atomic.LoadUint32(p.r.removed) != 0 {
+		return false, ErrRingRemoved
+	}
 	if p.multi {
 		return p.claimMulti(rec)
 	}
@@ -208,7 +221,7 @@ func (p *Producer) Commit(n int) error {
 		return ErrNoReservation
 	}
 	if n < 0 || n > int(p.resvLen) {
-		return fmt.Errorf("%w: commit of %d bytes, %d reserved", ErrTooLarge, n, p.resvLen)
+		return fmt.Errorf("%w: commit of %d bytes, %d reserved", ErrCommitSize, n, p.resvLen)
 	}
 	p.resv = false
 	p.commit(uint32(n))

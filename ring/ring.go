@@ -40,6 +40,7 @@ type Ring struct {
 	dataOffset uint64
 
 	tail, head          *uint64
+	removed             *uint32 // the header's removed mark (MarkRemoved)
 	dataDoor, spaceDoor doorbell
 
 	locker Locker // liveness locks of the peers (locker.go)
@@ -207,6 +208,7 @@ func attach(mem []byte, l Locker, rounded bool) (*Ring, error) {
 	r.creatorPID, r.createdNs, r.dataOffset = c.CreatorPID, c.CreatedUnixNano, dataOff
 	r.data = mem[dataOff:size:size]
 	r.tail, r.head = r.u64(offTail), r.u64(offHead)
+	r.removed = r.u32(offRemoved)
 	r.dataDoor = doorbell{r.u32(offDataBell), r.u32(offDataWaiters), r.u32(offDataArmed)}
 	r.spaceDoor = doorbell{r.u32(offSpaceBell), r.u32(offSpaceWaiters), r.u32(offSpaceArmed)}
 	r.locker = l
@@ -230,6 +232,22 @@ func (r *Ring) Info() Info {
 
 // MaxMessage returns the largest message the ring accepts.
 func (r *Ring) MaxMessage() int { return int(r.maxMessage) }
+
+// MarkRemoved marks the ring removed, in shared memory, and wakes every
+// sleeper on both doorbells. From then on its producers' calls, its
+// consumer's calls once the ring is drained, and new attaches return
+// ErrRingRemoved. Whoever removes a ring's name, or replaces it with a new
+// ring, marks it first (FORMAT.md, "Removal"), so that the peers still
+// attached learn that nobody will read or write it again. The mark is never
+// cleared.
+func (r *Ring) MarkRemoved() {
+	atomic.StoreUint32(r.removed, 1)
+	r.dataDoor.interrupt()
+	r.spaceDoor.interrupt()
+}
+
+// Removed reports whether the ring is marked removed.
+func (r *Ring) Removed() bool { return atomic.LoadUint32(r.removed) != 0 }
 
 // slot returns the offset of producer slot i.
 func (r *Ring) slot(i uint32) uint64 { return offSlots + uint64(i)*LineSize }

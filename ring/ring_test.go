@@ -3,8 +3,10 @@ package ring
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -161,8 +163,11 @@ func TestZeroCopy(t *testing.T) {
 		if _, err := p.TryReserve(1); !errors.Is(err, ErrReservation) {
 			t.Fatalf("second reservation: got %v, want ErrReservation", err)
 		}
-		if err := p.Commit(41); !errors.Is(err, ErrTooLarge) {
-			t.Fatalf("Commit beyond the reservation: got %v, want ErrTooLarge", err)
+		for _, n := range []int{41, -1} {
+			err := p.Commit(n)
+			if !errors.Is(err, ErrCommitSize) || !strings.Contains(err.Error(), fmt.Sprintf("commit of %d bytes, 40 reserved", n)) {
+				t.Fatalf("Commit(%d) of a 40-byte reservation: got %v, want ErrCommitSize saying both lengths", n, err)
+			}
 		}
 		if err := p.Commit(30); err != nil { // commit less than reserved
 			t.Fatal(err)

@@ -9,6 +9,8 @@ import "sync/atomic"
 type Stats struct {
 	Head uint64 `json:"head"`
 	Tail uint64 `json:"tail"`
+	// Removed says the ring was marked removed or replaced (MarkRemoved).
+	Removed bool `json:"removed"`
 	// Attaches counts producer attaches since creation, Attached the slots
 	// marked attached now (dead producers included until they are freed).
 	Attaches uint64        `json:"attaches"`
@@ -67,6 +69,7 @@ func (r *Ring) Stats() Stats {
 	s := Stats{
 		Head:     ld64(offHead),
 		Tail:     ld64(offTail),
+		Removed:  ld32(offRemoved) != 0,
 		Attaches: ld64(offProducers + prodsAttaches),
 		Attached: ld32(offProducers + prodsAttached),
 		Consumer: ConsumerStats{
