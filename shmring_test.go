@@ -310,6 +310,12 @@ func child() int {
 		return holdChild()
 	case "headstop":
 		return headStopChild()
+	case "removedproducer":
+		return removedProducerChild()
+	case "removedconsumer":
+		return removedConsumerChild()
+	case "createhold":
+		return createHoldChild()
 	case "producer":
 		count, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_COUNT"), 10, 64)
 		maxSize, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_MAXSIZE"))

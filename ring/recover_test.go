@@ -244,8 +244,21 @@ func TestProducerSeesDeadConsumer(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("full ring, live consumer: got %v, want a timeout", err)
 	}
+	if err := p.TrySend(make([]byte, 50)); !errors.Is(err, ErrFull) {
+		t.Fatalf("TrySend, full ring, live consumer: got %v, want ErrFull", err)
+	}
 	c.closed = true
-	r.locker.Unlock(offConsumer) // the consumer dies
+	r.locker.Unlock(offConsumer)     // the consumer dies
+	time.Sleep(5 * time.Millisecond) // the liveness interval: TrySend looks again
+	if err := p.TrySend(make([]byte, 50)); !errors.Is(err, ErrConsumerDead) {
+		t.Fatalf("TrySend, full ring, dead consumer: got %v, want ErrConsumerDead", err)
+	}
+	if _, err := p.TrySendBatch([][]byte{make([]byte, 8), make([]byte, 8)}); !errors.Is(err, ErrConsumerDead) && !errors.Is(err, ErrFull) {
+		t.Fatalf("TrySendBatch, full ring, dead consumer: got %v", err)
+	}
+	if err := patient.TrySend(make([]byte, 50)); !errors.Is(err, ErrFull) {
+		t.Fatalf("TrySend, full ring, dead consumer, WaitForConsumer: got %v, want ErrFull", err)
+	}
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	err = p.Send(ctx, make([]byte, 50))
 	cancel()
