@@ -97,7 +97,7 @@ func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
 	}
 	head, tail := atomic.LoadUint64(r.head), atomic.LoadUint64(r.tail)
 	if head > tail || tail-head > r.capacity || head%RecordAlign != 0 {
-		r.locker.Unlock(offConsumer)
+		r.unlock(offConsumer)
 		return nil, fmt.Errorf("%w: head %d and tail %d are more than a capacity (%d) apart", ErrCorrupt, head, tail, r.capacity)
 	}
 	if o.Liveness <= 0 {

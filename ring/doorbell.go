@@ -59,6 +59,11 @@ func (d doorbell) interrupt() {
 // checks the word after it moved and does not sleep on the old value. (On
 // Linux any number would do; on Windows a Wake releases that many passes of
 // a semaphore, see package futex.)
+//
+// A failed wake is dropped: every sleep is bounded (WaitPolicy.ParkSlice,
+// and the liveness interval), so a sleeper it missed wakes on its own and
+// re-checks; only latency suffers, and the waking side has nothing better
+// to do about it.
 func (d doorbell) wake() {
-	futex.Wake(d.word, int(atomic.LoadUint32(d.waiters)))
+	_, _ = futex.Wake(d.word, int(atomic.LoadUint32(d.waiters)))
 }

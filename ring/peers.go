@@ -54,7 +54,7 @@ func (r *Ring) attachSlot() (uint32, error) {
 				// The slot stays counted as attached.
 				r.resetSlot(off)
 			default:
-				r.locker.Unlock(int64(off))
+				r.unlock(off)
 				continue
 			}
 			atomic.AddUint64(r.u64(offProducers+prodsAttaches), 1)
@@ -81,7 +81,7 @@ func (r *Ring) detachSlot(i uint32) {
 	atomic.StoreUint32(r.u32(off+slotPID), 0)
 	r.uncountAttached()
 	atomic.StoreUint32(r.u32(off+slotState), 0)
-	r.locker.Unlock(int64(off))
+	r.unlock(off)
 	r.dataDoor.ring()
 }
 
@@ -133,7 +133,7 @@ func (r *Ring) reap(head uint64) (int, error) {
 			atomic.StoreUint32(r.u32(off+slotState), 0)
 			freed++
 		}
-		r.locker.Unlock(int64(off))
+		r.unlock(off)
 	}
 	return freed, nil
 }
@@ -165,3 +165,10 @@ func (r *Ring) uncountAttached() {
 		}
 	}
 }
+
+// unlock releases the liveness lock at off, held by this process. Its error
+// is dropped: an unlock that fails leaves the lock held, so peers take the
+// line for alive, which is the safe side (nothing is recovered over a live
+// peer, and a slot still locked is only skipped), and the system releases
+// the lock when this process closes the segment or dies.
+func (r *Ring) unlock(off uint64) { _ = r.locker.Unlock(int64(off)) }

@@ -56,7 +56,7 @@ func (c *Consumer) recoverHead() (bool, error) {
 	var dead []candidate
 	defer func() {
 		for _, d := range dead {
-			r.locker.Unlock(int64(r.slot(d.slot)))
+			r.unlock(r.slot(d.slot))
 		}
 	}()
 	claimants := 0

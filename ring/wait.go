@@ -2,6 +2,9 @@ package ring
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -187,17 +190,22 @@ func (w *waiter) park(ctx context.Context, d doorbell, try func() (bool, error))
 		v := atomic.LoadUint32(d.word)
 		d.arm(v)
 		atomic.AddUint32(d.waiters, 1)
+		timeout := slice
 		if w.barrier {
 			// Pairs with the peer's commit-then-load-waiters, which has
-			// no fence of its own (storeRelease64).
-			futex.Barrier()
+			// no fence of its own (storeRelease64). Should the barrier
+			// fail, a commit may slip past our count unseen: only a
+			// short sleep then bounds the delay, as for a process that
+			// could not register.
+			if futex.Barrier() != nil {
+				timeout = min(timeout, parkSliceNoBarrier)
+			}
 		}
 		ok, err := try()
 		if ok || err != nil {
 			atomic.AddUint32(d.waiters, ^uint32(0))
 			return err
 		}
-		timeout := slice
 		if w.check != nil {
 			// Wake when the next look at the peers is due, not a slice
 			// later: a dead peer is then noticed within one interval.
@@ -212,9 +220,14 @@ func (w *waiter) park(ctx context.Context, d doorbell, try func() (bool, error))
 				}
 			}
 		}
-		futex.Wait(d.word, v, timeout)
+		err = futex.Wait(d.word, v, timeout)
 		atomic.AddUint32(d.waiters, ^uint32(0))
 		w.nparks++
 		storeRelease64(w.parks, w.nparks)
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			// A sleep that fails at once would make this loop spin
+			// for as long as the wait lasts: end the call instead.
+			return fmt.Errorf("ring: sleeping on a doorbell: %w", err)
+		}
 	}
 }
