@@ -1,7 +1,6 @@
 package ring
 
 import (
-	"fmt"
 	"sync/atomic"
 )
 
@@ -31,11 +30,11 @@ func (p *Producer) claimMulti(rec uint64) (bool, error) {
 		// a misaligned atomic store, which faults on some processors.
 		if end-p.head > r.capacity || pos < p.head || pos%RecordAlign != 0 {
 			h := atomic.LoadUint64(r.head)
-			if h > pos || pos-h > r.capacity || pos%RecordAlign != 0 {
+			if !r.spanOK(h, pos) {
 				if atomic.LoadUint64(r.tail) != pos {
 					continue // others claimed, and the consumer passed pos, meanwhile
 				}
-				return false, fmt.Errorf("%w: tail %d is not an aligned position within a capacity (%d) ahead of head %d", ErrCorrupt, pos, r.capacity, h)
+				return false, r.spanErr(h, pos)
 			}
 			p.head = h
 			if end-h > r.capacity {

@@ -96,9 +96,9 @@ func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
 		return nil, ErrConsumerBusy
 	}
 	head, tail := atomic.LoadUint64(r.head), atomic.LoadUint64(r.tail)
-	if head > tail || tail-head > r.capacity || head%RecordAlign != 0 {
+	if !r.spanOK(head, tail) {
 		r.unlock(offConsumer)
-		return nil, fmt.Errorf("%w: head %d and tail %d are more than a capacity (%d) apart", ErrCorrupt, head, tail, r.capacity)
+		return nil, r.spanErr(head, tail)
 	}
 	if o.Liveness <= 0 {
 		o.Liveness = DefaultLiveness
@@ -282,11 +282,7 @@ func (c *Consumer) producersGone() bool {
 	}
 	// The count says none; a live producer's slot must agree, or the count
 	// is lying (a scribbled word must not end the stream early).
-	n := r.slots
-	if !r.multi() {
-		n = 1
-	}
-	for i := range n {
+	for i := range r.slotsInUse() {
 		off := r.slot(i)
 		if atomic.LoadUint32(r.u32(off+slotState)) == slotAttached {
 			if held, err := r.locker.Locked(int64(off)); err != nil || held {
@@ -422,8 +418,8 @@ func (c *Consumer) checkStuck() error {
 	if tail <= head {
 		return nil // nothing published past the head (or the tail lags it)
 	}
-	if tail-head > r.capacity {
-		return fmt.Errorf("%w: tail %d is more than a capacity (%d) past head %d", ErrCorrupt, tail, r.capacity, c.head)
+	if !r.spanOK(c.head, tail) {
+		return r.spanErr(c.head, tail)
 	}
 	if _, ok, err := r.recordAt(c.head); ok || err != nil {
 		return err

@@ -21,11 +21,11 @@ const noClaim = ^uint64(0)
 // lock with the slot marked attached and counted. It takes a free slot, or
 // the slot of a dead producer whose claim is settled (see settled).
 func (r *Ring) attachSlot() (uint32, error) {
-	n, attempts := r.slots, 2
+	n, attempts := r.slotsInUse(), 2
 	if !r.multi() {
 		// One slot: a consumer reaping it holds its lock for a moment,
 		// so try a few times before calling it busy.
-		n, attempts = 1, 10
+		attempts = 10
 	}
 	for a := 0; a < attempts; a++ {
 		if a > 0 {

@@ -46,8 +46,8 @@ func (c *Consumer) recoverHead() (bool, error) {
 	if tail == head {
 		return false, nil // empty: nothing claimed
 	}
-	if tail < head || tail-head > r.capacity {
-		return false, fmt.Errorf("%w: tail %d is not within a capacity (%d) ahead of head %d", ErrCorrupt, tail, r.capacity, head)
+	if !r.spanOK(head, tail) {
+		return false, r.spanErr(head, tail)
 	}
 	type candidate struct {
 		slot uint32

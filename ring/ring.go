@@ -252,6 +252,27 @@ func (r *Ring) Removed() bool { return atomic.LoadUint32(r.removed) != 0 }
 // slot returns the offset of producer slot i.
 func (r *Ring) slot(i uint32) uint64 { return offSlots + uint64(i)*LineSize }
 
+// slotsInUse is the number of producer slots the ring's mode uses: all of
+// them on a multi-producer ring, slot 0 alone otherwise.
+func (r *Ring) slotsInUse() uint32 {
+	if r.multi() {
+		return r.slots
+	}
+	return 1
+}
+
+// spanOK reports whether head and tail can be a consumer's head and a tail:
+// aligned positions, the tail at most a capacity ahead. A pair that is not
+// was written by no correct peer (spanErr says so).
+func (r *Ring) spanOK(head, tail uint64) bool {
+	return head <= tail && tail-head <= r.capacity && (head|tail)%RecordAlign == 0
+}
+
+// spanErr is the corruption error for a pair that fails spanOK.
+func (r *Ring) spanErr(head, tail uint64) error {
+	return fmt.Errorf("%w: head %d and tail %d are not aligned positions with the tail at most a capacity (%d) ahead", ErrCorrupt, head, tail, r.capacity)
+}
+
 // multi reports whether producers claim space by compare-and-swap.
 func (r *Ring) multi() bool { return r.flags&FlagMultiProducer != 0 }
 
