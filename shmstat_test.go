@@ -43,6 +43,11 @@ func TestShmstat(t *testing.T) {
 	if code := st.wait(t, time.Minute); code != 0 {
 		t.Fatalf("shmstat exited %d\n%s", code, st)
 	}
+	// The name alone, as users type it, and the text form.
+	txt := start(t, shmstat, name)
+	if code := txt.wait(t, time.Minute); code != 0 || !strings.Contains(txt.stdout.String(), "consumer  alive") {
+		t.Fatalf("shmstat NAME exited %d\n%s", code, txt)
+	}
 	var snap struct {
 		Header struct {
 			Capacity      uint64 `json:"capacity"`
@@ -121,6 +126,11 @@ func TestShmstat(t *testing.T) {
 		{[]string{"-path", link}, 1, "symbolic link"},
 		{[]string{"-watch", "-1s"}, 2, "-watch"},
 		{[]string{"-bogus"}, 2, "flag provided but not defined"},
+		{[]string{"shmring-no-such-ring"}, 1, "no such file"},
+		{[]string{"a/b"}, 1, "invalid"},
+		{[]string{"one", "two"}, 2, "one ring at most"},
+		{[]string{"-name", "one", "two"}, 2, "name the ring once"},
+		{[]string{"shmring-no-such-ring", "-bogus"}, 2, "flag provided but not defined"},
 	} {
 		st := start(t, shmstat, tc.args...)
 		if code := st.wait(t, time.Minute); code != tc.code || !strings.Contains(st.stderr.String(), tc.says) {

@@ -30,6 +30,7 @@ import (
 	"github.com/shmring/shmring/internal/ringflag"
 	"github.com/shmring/shmring/internal/shm"
 	"github.com/shmring/shmring/internal/stream"
+	"github.com/shmring/shmring/internal/term"
 	"github.com/shmring/shmring/ring"
 )
 
@@ -114,7 +115,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var received atomic.Uint64 // messages so far, updated every 1024 and when idle
 	var idleSince atomic.Int64 // stream.Now() when the ring was found empty, or 0
 	go stream.Watchdog(ctx, cancel, &idleSince, *idle, fmt.Errorf("no message for %v", *idle))
-	if isTerminal(stderr) {
+	if term.IsTerminal(stderr) {
 		go progress(ctx, stderr, &received)
 	}
 
@@ -166,7 +167,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if st, err := r.Stats(); err == nil {
 		res.Recovered, res.DeadProducers = st.Consumer.Recovered, st.Consumer.Reaped
 	}
-	if isTerminal(stderr) {
+	if term.IsTerminal(stderr) {
 		fmt.Fprint(stderr, "\r\033[K")
 	}
 	if *asJSON {
@@ -230,15 +231,6 @@ func progress(ctx context.Context, w io.Writer, received *atomic.Uint64) {
 			prev, prevT = n, now
 		}
 	}
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func printSummary(w io.Writer, r stream.Result) {

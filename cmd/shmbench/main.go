@@ -41,6 +41,7 @@ import (
 
 	"github.com/shmring/shmring/internal/bytesize"
 	"github.com/shmring/shmring/internal/stream"
+	"github.com/shmring/shmring/internal/term"
 )
 
 func main() {
@@ -76,13 +77,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var results []result
 	status := 0
+	// Progress on stderr: one line redrawn in place on a terminal, a line
+	// per case anywhere else (a log has no use for escape sequences).
+	tty := term.IsTerminal(stderr)
 	for i, s := range cases {
-		if !*asJSON {
+		switch {
+		case tty:
 			fmt.Fprintf(stderr, "\r\033[K[%d/%d] %s", i+1, len(cases), s)
+		case !*asJSON:
+			fmt.Fprintf(stderr, "[%d/%d] %s\n", i+1, len(cases), s)
 		}
 		res, err := runCase(s)
 		if err != nil {
-			fmt.Fprintf(stderr, "\nshmbench: %s: %v\n", s, err)
+			if tty {
+				fmt.Fprintln(stderr)
+			}
+			fmt.Fprintf(stderr, "shmbench: %s: %v\n", s, err)
 			status = 1
 			continue
 		}
@@ -96,8 +106,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			Results []result `json:"results"`
 		}{describeMachine(), results})
 	} else {
-		fmt.Fprint(stderr, "\r\033[K")
 		printTable(stdout, describeMachine(), results)
+	}
+	if tty {
+		fmt.Fprint(stderr, "\r\033[K")
 	}
 	return status
 }

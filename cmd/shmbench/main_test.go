@@ -92,3 +92,22 @@ func TestBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressNotInLogs runs one case with stderr a buffer, as in a CI log:
+// progress comes as plain lines, with no terminal escape sequences.
+func TestProgressNotInLogs(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skipf("named rings live in /dev/shm; %s is not measured", runtime.GOOS)
+	}
+	var out, errs bytes.Buffer
+	code := run([]string{"-duration", "50ms", "-sizes", "64", "-patterns", "stream", "-transports", "uds", "-waits", "default"}, &out, &errs)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, &errs)
+	}
+	if strings.Contains(errs.String(), "\033") || !strings.Contains(errs.String(), "[1/1] ") {
+		t.Fatalf("stderr not a terminal: got %q, want plain progress lines", &errs)
+	}
+	if !strings.Contains(out.String(), "uds") {
+		t.Fatalf("no table on stdout:\n%s", &out)
+	}
+}

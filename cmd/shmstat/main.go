@@ -3,8 +3,8 @@
 // used, with whether each peer is alive (its liveness lock is held) and its
 // counters. It takes no lock and writes nothing to the ring.
 //
-//	shmstat -name orders            # once
-//	shmstat -name orders -watch 1s  # again every second, with rates
+//	shmstat orders                  # once (the same as -name orders)
+//	shmstat orders -watch 1s        # again every second, with rates
 //	shmstat -path /var/run/ring -json
 //	shmstat -list                   # the named rings: in use, unused, unfinished
 //	shmstat -clean                  # remove those no process has open
@@ -41,14 +41,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 	list := fs.Bool("list", false, "list the named rings and their state instead")
 	clean := fs.Bool("clean", false, "remove the named rings that no process has open, and list them")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: shmstat [-name NAME | -path FILE] [-json] [-watch INTERVAL]\n       shmstat -list | -clean [-json]")
+		fmt.Fprintln(stderr, "usage: shmstat [NAME | -name NAME | -path FILE] [-json] [-watch INTERVAL]\n       shmstat -list | -clean [-json]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	// A ring named without -name, before or among the flags: "shmstat
+	// orders -watch 1s".
+	if fs.NArg() > 0 {
+		named := false
+		fs.Visit(func(f *flag.Flag) { named = named || f.Name == "name" || f.Name == "path" })
+		if named {
+			fmt.Fprintf(stderr, "shmstat: %q: name the ring once, by -name, -path or alone\n", fs.Arg(0))
+			return 2
+		}
+		loc.Name = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return 2
+		}
+	}
 	if fs.NArg() > 0 || *watch < 0 {
-		fmt.Fprintln(stderr, "shmstat: -watch must be positive, and no arguments follow the flags")
+		fmt.Fprintln(stderr, "shmstat: -watch must be positive, and one ring at most is named")
 		return 2
 	}
 	if *list || *clean {
@@ -171,7 +185,11 @@ func (s *snapshot) print(w io.Writer) {
 	if h.MultiProducer {
 		kind = "multi-producer"
 	}
-	fmt.Fprintf(w, "%s  %s\n", s.Ring, s.Time.Format(time.RFC3339Nano))
+	removed := ""
+	if st.Removed {
+		removed = "  REMOVED (its peers' calls fail with ErrRingRemoved)"
+	}
+	fmt.Fprintf(w, "%s  %s%s\n", s.Ring, s.Time.Format(time.RFC3339Nano), removed)
 	fmt.Fprintf(w, "  %s ring, capacity %d, max message %d, %d slots, uuid %s, created %s by pid %d\n",
 		kind, h.Capacity, h.MaxMessage, h.Slots, h.UUID, h.Created.Format(time.RFC3339), h.CreatorPID)
 	fmt.Fprintf(w, "  head %d  tail %d  lag %d bytes (%.1f%% full)\n", st.Head, st.Tail, s.Lag, 100*float64(s.Lag)/float64(h.Capacity))
