@@ -27,6 +27,10 @@
 // A ring carries messages between processes that share memory and a kernel:
 // it does not work across machines, even through a shared file system.
 // FORMAT.md in the repository documents every byte of a ring.
+//
+// Package ring is the low-level API underneath: the layout and algorithms
+// over a []byte. Its Info, Stats and WaitPolicy types appear in this
+// package's API as they are.
 package shmring
 
 import (

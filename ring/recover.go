@@ -17,7 +17,7 @@ import (
 // exactly that claim, as if it were padding.
 //
 // The consumer skips the claim by moving its own head past it, rather than
-// writing a padding record over it as DESIGN.md puts it: the effect on the
+// writing a padding record over it: the effect on the
 // stream is the same, the dead producer's memory is left alone, and a
 // consumer that dies before publishing the new head leaves the dead slot as
 // it was, so its replacement recovers the claim again.

@@ -3,6 +3,12 @@
 // live in the memory itself, so that several processes mapping the same
 // segment can pass messages through it.
 //
+// It is shmring's low-level API. Most programs use the root package, which
+// creates and maps segments, supplies the liveness locks, and hands out
+// this package's Info, Stats and WaitPolicy as its own. Use this package
+// directly to lay a ring into memory you map yourself: Init or Attach it with
+// a Locker whose locks the operating system releases at a holder's death.
+//
 // The package makes no system calls of its own; sleeping and waking go
 // through package futex. Most of its tests run on heap memory in one
 // process. FORMAT.md at the root of the repository documents every byte.

@@ -5,7 +5,8 @@ package ring
 // storeRelease64 stores v at addr with release semantics: every store before
 // it in program order is visible to another CPU before this one is. Unlike
 // atomic.StoreUint64 (XCHG on amd64) it does not drain the store buffer,
-// which roughly doubles small-message throughput (FACTS.md). It is not a full
+// which roughly doubles small-message throughput (a 64-byte stream between
+// two processes went from 18-19 to 31-34 M msg/s in a prototype). It is not a full
 // fence: a load after it may be satisfied before it is visible, which the
 // wake-up protocol covers with futex.Barrier on the waiting side.
 //

@@ -19,7 +19,7 @@ import (
 // the kernel on a doorbell until the other side rings it. Spinning costs one
 // core while it lasts and reacts in about a cache-line transfer (~0.1-0.5 µs
 // here); a kernel sleep costs nothing while idle but about 20 µs to wake
-// (FACTS.md). Peers ring a doorbell only when its waiter count is non-zero,
+// (tools/floor measures both on a machine). Peers ring a doorbell only when its waiter count is non-zero,
 // so no wake-up system call is made while the other side is spinning.
 type WaitPolicy struct {
 	// Spin is how long to poll without yielding.
