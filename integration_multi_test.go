@@ -188,7 +188,20 @@ func TestProducerSeesConsumerDeath(t *testing.T) {
 	name := demoName(t)
 	c := start(t, consumer, "-name", name, "-capacity", "64KiB")
 	p := start(t, producer, "-name", name, "-count", "0")
-	time.Sleep(100 * time.Millisecond)
+	// Kill the consumer once both are attached (process start-up is slow
+	// under Wine: a fixed pause killed it before it made the ring).
+	r, err := shmring.Open(name, shmring.WithOpenWait(time.Minute))
+	if err != nil {
+		t.Fatalf("%v\n%s\n%s", err, c, p)
+	}
+	waitAttached(t, r, p)
+	for st, err := r.Stats(); !st.Consumer.Alive; st, err = r.Stats() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.Close()
 	c.cmd.Process.Kill()
 	c.cmd.Wait()
 	if code := p.wait(t, time.Minute); code != 1 || !strings.Contains(p.stderr.String(), "consumer died") {

@@ -140,6 +140,12 @@ func WithEOFAfter(n int) Option { return func(o *options) { o.eofAfter = uint64(
 // process opening it at that moment cannot join it (see RemoveIfUnused). A
 // file there that is not a ring is left alone.
 //
+// On Windows a named ring exists only while some process has it open, so
+// there is never a leftover to replace; whether a file-backed ring is open
+// cannot be told there, and replacing one returns ErrNotSupported. A
+// removed ring's name stays taken there until its last user closes it:
+// Create then fails with os.ErrExist and ErrRingRemoved.
+//
 // A ring whose creator died while its peers still have it open is in use:
 // a restarted consumer opens it (Open) and takes over where the dead one
 // stopped, which loses nothing.

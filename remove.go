@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/shmring/shmring/internal/shm"
@@ -84,24 +85,28 @@ func RemoveIfUnused(name string) error {
 	if err := shm.ValidateName(name); err != nil {
 		return fmt.Errorf("remove unused ring %q: %w", name, err)
 	}
-	if err := removeIfUnused(name, func() (*shm.Segment, error) { return shm.Open(name, 1) }); err != nil {
+	if err := removeIfUnused(name, true, func() (*shm.Segment, error) { return shm.Open(name, 1) }); err != nil {
 		return fmt.Errorf("remove unused ring %q: %w", name, err)
 	}
 	return nil
 }
 
 // removeIfUnused removes the ring that open opens if no process has it
-// open. open names a ring by name, or by path (CreateFile's replacement).
-func removeIfUnused(name string, open func() (*shm.Segment, error)) error {
+// open. open names a ring by name (named), or by path (CreateFile's
+// replacement).
+func removeIfUnused(name string, named bool, open func() (*shm.Segment, error)) error {
 	seg, err := open()
 	if err != nil {
 		return err
 	}
 	defer seg.Close()
 	if !shm.NamesAreFiles {
-		// A named ring that exists is open somewhere: it goes with
-		// its last user.
-		return fmt.Errorf("%w: a process has it open", ErrInUse)
+		if named {
+			// A named ring that exists is open somewhere: it goes
+			// with its last user.
+			return fmt.Errorf("%w: a process has it open", ErrInUse)
+		}
+		return fmt.Errorf("%w: on %s, whether a process has a file-backed ring open cannot be told (there is no presence lock)", ErrNotSupported, runtime.GOOS)
 	}
 	st, r, err := inspect(seg, name)
 	if err != nil {
@@ -129,4 +134,15 @@ func removeLocked(seg *shm.Segment, r *ring.Ring) error {
 		return err
 	}
 	return nil
+}
+
+// markedRemoved reports whether the ring that open opens is marked removed.
+func markedRemoved(open func() (*shm.Segment, error)) bool {
+	seg, err := open()
+	if err != nil {
+		return false
+	}
+	defer seg.Close()
+	r, err := attach(seg)
+	return err == nil && r.Removed()
 }

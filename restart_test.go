@@ -16,6 +16,7 @@ import (
 
 	"github.com/shmring/shmring"
 	"github.com/shmring/shmring/internal/shm"
+	"github.com/shmring/shmring/internal/testdir"
 )
 
 // The restart cases: a ring removed or replaced under its peers, and a
@@ -139,11 +140,24 @@ func TestRemovedRingStrandsNoProducer(t *testing.T) {
 	if err := old.Remove(); err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := shmring.Create(name, shmring.WithCapacity(4096))
-	if err != nil {
-		t.Fatalf("a new ring at the removed name: %v", err)
+	create := func() *shmring.Ring {
+		fresh, err := shmring.Create(name, shmring.WithCapacity(4096))
+		if err != nil {
+			t.Fatalf("a new ring at the removed name: %v", err)
+		}
+		t.Cleanup(func() { fresh.Close() })
+		return fresh
 	}
-	defer fresh.Close()
+	var fresh *shmring.Ring
+	if shm.NamesAreFiles {
+		fresh = create() // while the client still has the old one
+	} else {
+		// Windows: the name lives while the old ring is open.
+		_, err := shmring.Create(name, shmring.WithCapacity(4096))
+		if !errors.Is(err, os.ErrExist) || !errors.Is(err, shmring.ErrRingRemoved) {
+			t.Fatalf("create at the name of a removed ring still open on %s: %v, want os.ErrExist and ErrRingRemoved", runtime.GOOS, err)
+		}
+	}
 	for _, call := range []string{"blocked Send", "Send", "TrySend", "SendBatch", "TryReserve"} {
 		l := nextLine(t, lines, stderr)
 		if !strings.HasPrefix(l, call+": removed=true") || !strings.Contains(l, name) {
@@ -159,6 +173,14 @@ func TestRemovedRingStrandsNoProducer(t *testing.T) {
 	st, err := old.Stats()
 	if err != nil || !st.Removed {
 		t.Errorf("Stats of the removed ring: Removed %v, %v", st.Removed, err)
+	}
+	if fresh == nil {
+		// Windows: free once the client (which has exited) and this
+		// process have closed it.
+		for range lines {
+		}
+		old.Close()
+		fresh = create()
 	}
 	if st, err := fresh.Stats(); err != nil || st.Removed {
 		t.Errorf("Stats of the new ring: Removed %v, %v", st.Removed, err)
@@ -359,7 +381,7 @@ func TestReplaceUnused(t *testing.T) {
 // TestReplaceUnusedFile is TestReplaceUnused for a file-backed ring left
 // by a closed creator, and a file that is not a ring.
 func TestReplaceUnusedFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ring")
+	path := filepath.Join(testdir.Make(t), "ring")
 	r, err := shmring.CreateFile(path, shmring.WithCapacity(4096))
 	skipUnsupported(t, err)
 	r.Close()
@@ -367,12 +389,20 @@ func TestReplaceUnusedFile(t *testing.T) {
 		t.Fatalf("create over a closed ring without the option: %v, want os.ErrExist", err)
 	}
 	r, err = shmring.CreateFile(path, shmring.WithReplaceUnused())
+	if !shm.NamesAreFiles {
+		// Windows has no presence lock: whether the file is in use
+		// cannot be told, and the call says so.
+		if !errors.Is(err, os.ErrExist) || !errors.Is(err, shmring.ErrNotSupported) {
+			t.Fatalf("replacing a file-backed ring on %s: %v, want os.ErrExist and ErrNotSupported", runtime.GOOS, err)
+		}
+		return
+	}
 	if err != nil {
 		t.Fatalf("replacing a closed ring: %v", err)
 	}
 	r.Close()
 
-	other := filepath.Join(t.TempDir(), "other")
+	other := filepath.Join(testdir.Make(t), "other")
 	if err := os.WriteFile(other, []byte(strings.Repeat("x", 5000)), 0o600); err != nil {
 		t.Fatal(err)
 	}

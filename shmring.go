@@ -73,7 +73,7 @@ func Create(name string, opts ...Option) (*Ring, error) {
 		return nil, fmt.Errorf("create ring %q: %w", name, err)
 	}
 	o := apply(opts)
-	r, err := create(o, name, func(size int64) (*shm.Segment, error) { return shm.Create(name, size, o.perm) },
+	r, err := create(o, name, true, func(size int64) (*shm.Segment, error) { return shm.Create(name, size, o.perm) },
 		func() (*shm.Segment, error) { return shm.Open(name, 1) })
 	if err != nil {
 		return nil, fmt.Errorf("create ring %q: %w", name, err)
@@ -85,7 +85,7 @@ func Create(name string, opts ...Option) (*Ring, error) {
 // with a wrapped os.ErrExist if the path exists.
 func CreateFile(path string, opts ...Option) (*Ring, error) {
 	o := apply(opts)
-	r, err := create(o, path, func(size int64) (*shm.Segment, error) { return shm.CreateFile(path, size, o.perm) },
+	r, err := create(o, path, false, func(size int64) (*shm.Segment, error) { return shm.CreateFile(path, size, o.perm) },
 		func() (*shm.Segment, error) { return shm.OpenFile(path, 1) })
 	if err != nil {
 		return nil, fmt.Errorf("create ring file %s: %w", path, err)
@@ -124,8 +124,8 @@ func apply(opts []Option) options {
 }
 
 // create makes a new ring with newSeg; WithReplaceUnused, it first removes
-// an unused ring that oldSeg opens at the same name.
-func create(o options, name string, newSeg func(int64) (*shm.Segment, error), oldSeg func() (*shm.Segment, error)) (*Ring, error) {
+// an unused ring that oldSeg opens at the same name (or path: named false).
+func create(o options, name string, named bool, newSeg func(int64) (*shm.Segment, error), oldSeg func() (*shm.Segment, error)) (*Ring, error) {
 	var key [8]byte
 	for binary.LittleEndian.Uint64(key[:]) == 0 {
 		rand.Read(key[:])
@@ -146,10 +146,14 @@ func create(o options, name string, newSeg func(int64) (*shm.Segment, error), ol
 	}
 	seg, err := newSeg(size)
 	if errors.Is(err, os.ErrExist) && o.replace {
-		if rerr := removeIfUnused(name, oldSeg); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		if rerr := removeIfUnused(name, named, oldSeg); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w; not replaced: %w", err, rerr)
 		}
 		seg, err = newSeg(size)
+	}
+	if errors.Is(err, os.ErrExist) && markedRemoved(oldSeg) {
+		// Windows: a removed ring keeps its name while it is open.
+		return nil, fmt.Errorf("%w: the ring there was removed, but a process still has it open (the name is free once all have closed it): %w", err, ErrRingRemoved)
 	}
 	if err != nil {
 		return nil, err

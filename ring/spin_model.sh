@@ -1,7 +1,7 @@
 #!/bin/sh
 # Checks the Promela models with spin: wait.pml (the doorbell wake-up),
-# wake.pml (how many sleepers a ring wakes) and claim.pml (multi-producer
-# claims, commits and recovery). The protocols as
+# wake.pml (how many sleepers a ring wakes), remove.pml (the removed mark)
+# and claim.pml (multi-producer claims, commits and recovery). The protocols as
 # built must pass, and each broken variant must fail, so that the models are
 # shown able to fail. Needs spin and a C compiler.
 set -eu
@@ -35,6 +35,10 @@ check wake.pml "one sleeper woken per ring" fail -DWAKE_ONE
 check wake.pml "one sleeper woken per ring, semaphore" fail -DSEMAPHORE -DWAKE_ONE
 check wake.pml "waiter count read before the head store" fail -DCOUNT_EARLY
 check wake.pml "waiter count read before the head store, semaphore" fail -DSEMAPHORE -DCOUNT_EARLY
+check remove.pml "removal mark" pass
+check remove.pml "mark without waking" fail -DNO_WAKE
+check remove.pml "doorbell rung before the mark" fail -DBELL_FIRST
+check remove.pml "removal reported without a last look" fail -DONE_LOOK
 check claim.pml "claim, commit and recovery" pass
 check claim.pml "recovery without the live-claimant check" fail -DNO_LIVE_CHECK
 check claim.pml "shortest dead claim without the boundary test" fail -DSHORTEST
