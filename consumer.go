@@ -30,8 +30,7 @@ import (
 // its claim is waited for, however long.
 type Consumer struct {
 	c    *ring.Consumer
-	ring *Ring  // nil after Close
-	name string // the ring's, for errors
+	ring *Ring // nil after Close
 }
 
 // MaxMessage returns the largest message the ring carries: a buffer of this
@@ -45,14 +44,12 @@ func (c *Consumer) MaxMessage() int { return c.c.MaxMessage() }
 // starts (or at Close), so that a consumer killed before Recv returns does
 // not lose the message: its successor reads it again.
 func (c *Consumer) Recv(ctx context.Context, buf []byte) (int, error) {
-	n, err := c.c.Recv(ctx, buf)
-	return n, c.named(err)
+	return c.c.Recv(ctx, buf)
 }
 
 // TryRecv is Recv without waiting: it returns ErrEmpty when nothing waits.
 func (c *Consumer) TryRecv(buf []byte) (int, error) {
-	n, err := c.c.TryRecv(buf)
-	return n, c.named(err)
+	return c.c.TryRecv(buf)
 }
 
 // Peek returns the next message in place, waiting until ctx ends. The slice
@@ -60,28 +57,18 @@ func (c *Consumer) TryRecv(buf []byte) (int, error) {
 // Peek, TryPeek, Recv, TryRecv or Close, and must not be written. Release
 // consumes the message.
 func (c *Consumer) Peek(ctx context.Context) ([]byte, error) {
-	msg, err := c.c.Peek(ctx)
-	return msg, c.named(err)
+	return c.c.Peek(ctx)
 }
 
 // TryPeek is Peek without waiting: it returns ErrEmpty when nothing waits.
 func (c *Consumer) TryPeek() ([]byte, error) {
-	msg, err := c.c.TryPeek()
-	return msg, c.named(err)
+	return c.c.TryPeek()
 }
 
 // Release consumes the message returned by Peek or TryPeek. Its space goes
 // back to the producers when the consumer next publishes its position (see
 // Consumer).
 func (c *Consumer) Release() { c.c.Release() }
-
-// named adds the ring's name to an error of the consumer (see namedErr).
-func (c *Consumer) named(err error) error {
-	if err == nil {
-		return nil
-	}
-	return namedErr(c.name, "consumer", err)
-}
 
 // Close detaches the consumer. Messages not released stay in the ring for the
 // next consumer. It is idempotent.

@@ -1,10 +1,7 @@
 package shmring
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"io"
 
 	"github.com/shmring/shmring/internal/shm"
 	"github.com/shmring/shmring/ring"
@@ -94,16 +91,3 @@ var (
 	// or more than was reserved; the reservation stays in progress.
 	ErrCommitSize = ring.ErrCommitSize
 )
-
-// namedErr says which ring and which side an error of a Producer or
-// Consumer call comes from. The errors callers compare or meet in a loop
-// are returned as they are: ErrFull and ErrEmpty (a non-blocking call
-// finding nothing to do, which must not allocate), io.EOF, and a context's
-// own errors.
-func namedErr(ring, side string, err error) error {
-	switch err {
-	case ErrFull, ErrEmpty, io.EOF, context.Canceled, context.DeadlineExceeded:
-		return err
-	}
-	return fmt.Errorf("ring %s: %s: %w", ring, side, err)
-}

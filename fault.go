@@ -49,12 +49,12 @@ func attach(seg *shm.Segment) (r *ring.Ring, err error) {
 
 func (r *Ring) newProducer() (p *ring.Producer, err error) {
 	defer ring.CatchFault(debug.SetPanicOnFault(true), &err)
-	return r.r.NewProducer(ring.ProducerOptions{Wait: r.opts.wait, Liveness: r.opts.liveness, WaitForConsumer: r.opts.waitConsumer})
+	return r.r.NewProducer(ring.ProducerOptions{Wait: r.opts.wait, Liveness: r.opts.liveness, WaitForConsumer: r.opts.waitConsumer, Name: r.name})
 }
 
 func (r *Ring) newConsumer() (c *ring.Consumer, err error) {
 	defer ring.CatchFault(debug.SetPanicOnFault(true), &err)
-	return r.r.NewConsumer(ring.ConsumerOptions{Wait: r.opts.wait, EOF: r.opts.eof, EOFAfter: r.opts.eofAfter, Liveness: r.opts.liveness})
+	return r.r.NewConsumer(ring.ConsumerOptions{Wait: r.opts.wait, EOF: r.opts.eof, EOFAfter: r.opts.eofAfter, Liveness: r.opts.liveness, Name: r.name})
 }
 
 func (r *Ring) stats() (ring.Stats, error) { return stats(r.r) }

@@ -19,8 +19,7 @@ import (
 // every call returns ErrRingRemoved, a blocked one at once.
 type Producer struct {
 	p    *ring.Producer
-	ring *Ring  // nil after Close
-	name string // the ring's, for errors
+	ring *Ring // nil after Close
 }
 
 // MaxMessage returns the largest message the ring accepts, in bytes.
@@ -32,14 +31,14 @@ func (p *Producer) MaxMessage() int { return p.p.MaxMessage() }
 // (ErrRingRemoved), a closed Producer, or the end of ctx, whose error it
 // returns as it is.
 func (p *Producer) Send(ctx context.Context, msg []byte) error {
-	return p.named(p.p.Send(ctx, msg))
+	return p.p.Send(ctx, msg)
 }
 
 // TrySend copies msg into the ring if there is room now, else returns
 // ErrFull, or ErrConsumerDead when the ring is full and its consumer has
 // died (looked at no more than once per liveness interval). When it returns
 // an error, nothing was written.
-func (p *Producer) TrySend(msg []byte) error { return p.named(p.p.TrySend(msg)) }
+func (p *Producer) TrySend(msg []byte) error { return p.p.TrySend(msg) }
 
 // SendBatch sends messages from msgs, in order, as one record, and returns
 // how many it sent: as many as fit in MaxMessage bytes, counting 8 bytes
@@ -55,16 +54,14 @@ func (p *Producer) TrySend(msg []byte) error { return p.named(p.p.TrySend(msg)) 
 // ring's bufio: collect what is at hand, send it at once. A lone message, or
 // a first one too large for a batch, is sent alone.
 func (p *Producer) SendBatch(ctx context.Context, msgs [][]byte) (int, error) {
-	n, err := p.p.SendBatch(ctx, msgs)
-	return n, p.named(err)
+	return p.p.SendBatch(ctx, msgs)
 }
 
 // TrySendBatch is SendBatch without waiting: it returns ErrFull (or
 // ErrConsumerDead, as TrySend does), having sent nothing, when there is no
 // room now.
 func (p *Producer) TrySendBatch(msgs [][]byte) (int, error) {
-	n, err := p.p.TrySendBatch(msgs)
-	return n, p.named(err)
+	return p.p.TrySendBatch(msgs)
 }
 
 // Reserve returns n bytes of the ring to write a message into in place,
@@ -72,25 +69,23 @@ func (p *Producer) TrySendBatch(msgs [][]byte) (int, error) {
 // is dropped by Abort; the slice must not be used after either. When it
 // returns an error, nothing is reserved.
 func (p *Producer) Reserve(ctx context.Context, n int) ([]byte, error) {
-	buf, err := p.p.Reserve(ctx, n)
-	return buf, p.named(err)
+	return p.p.Reserve(ctx, n)
 }
 
 // TryReserve is Reserve without waiting: it returns ErrFull (or
 // ErrConsumerDead, as TrySend does) when there is no room now.
 func (p *Producer) TryReserve(n int) ([]byte, error) {
-	buf, err := p.p.TryReserve(n)
-	return buf, p.named(err)
+	return p.p.TryReserve(n)
 }
 
 // Commit publishes the reserved message with its first n bytes. A length
 // that is negative or over the reserved one returns ErrCommitSize and leaves
 // the reservation in progress.
-func (p *Producer) Commit(n int) error { return p.named(p.p.Commit(n)) }
+func (p *Producer) Commit(n int) error { return p.p.Commit(n) }
 
 // Abort drops the reserved message. (On a multi-producer ring its space was
 // claimed already, and becomes padding that the consumer skips.)
-func (p *Producer) Abort() error { return p.named(p.p.Abort()) }
+func (p *Producer) Abort() error { return p.p.Abort() }
 
 // Close detaches the producer; a reservation in progress is dropped. It is
 // idempotent.
@@ -102,12 +97,4 @@ func (p *Producer) Close() error {
 	r := p.ring
 	p.ring = nil
 	return errors.Join(err, r.release())
-}
-
-// named adds the ring's name to an error of the producer (see namedErr).
-func (p *Producer) named(err error) error {
-	if err == nil {
-		return nil
-	}
-	return namedErr(p.name, "producer", err)
 }

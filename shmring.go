@@ -243,7 +243,7 @@ func (r *Ring) Producer() (*Producer, error) {
 		r.release()
 		return nil, fmt.Errorf("ring %s: producer: %w", r.name, err)
 	}
-	return &Producer{p: p, ring: r, name: r.name}, nil
+	return &Producer{p: p, ring: r}, nil
 }
 
 // Consumer attaches the ring's consumer. There is one at a time: a second
@@ -257,7 +257,7 @@ func (r *Ring) Consumer() (*Consumer, error) {
 		r.release()
 		return nil, fmt.Errorf("ring %s: consumer: %w", r.name, err)
 	}
-	return &Consumer{c: c, ring: r, name: r.name}, nil
+	return &Consumer{c: c, ring: r}, nil
 }
 
 // Info describes the ring's header.

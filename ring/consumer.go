@@ -52,6 +52,7 @@ type Consumer struct {
 	eofAfter uint64 // ... at least this many of them
 	wait     waiter
 	closed   bool
+	name     string // ConsumerOptions.Name, for errors
 
 	empties uint32 // empty polls, to look at the peers now and then
 
@@ -80,6 +81,9 @@ type ConsumerOptions struct {
 	// DefaultLiveness. The ring goes on within about this interval after a
 	// producer dies.
 	Liveness time.Duration
+	// Name, if set, names the ring in the consumer's errors (see
+	// ErrorNamed).
+	Name string
 }
 
 // NewConsumer attaches the ring's consumer and resumes at the published head:
@@ -110,6 +114,7 @@ func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
 		batch:     max(r.capacity/8, RecordAlign),
 		eof:       o.EOF,
 		eofAfter:  max(o.EOFAfter, 1),
+		name:      o.Name,
 		wait:      waiter{policy: o.Wait, barrier: barrierAvailable(), parks: r.u64(offConsumer + consParks), every: o.Liveness},
 		messages:  atomic.LoadUint64(r.u64(offConsumer + consMessages)),
 		bytes:     atomic.LoadUint64(r.u64(offConsumer + consBytes)),
@@ -310,7 +315,7 @@ func (c *Consumer) Peek(ctx context.Context) ([]byte, error) {
 			err = c.wait.wait(ctx, c.r.dataDoor, try)
 		}
 		if err != nil {
-			return nil, err
+			return nil, c.fail(err)
 		}
 	}
 	return c.view(off, n, after), nil
@@ -321,7 +326,7 @@ func (c *Consumer) Peek(ctx context.Context) ([]byte, error) {
 func (c *Consumer) TryPeek() ([]byte, error) {
 	off, n, after, ok, err := c.poll()
 	if err != nil {
-		return nil, err
+		return nil, c.fail(err)
 	}
 	if !ok {
 		return nil, ErrEmpty
@@ -371,7 +376,7 @@ func (c *Consumer) TryRecv(buf []byte) (int, error) {
 func (c *Consumer) copyOut(buf, msg []byte) (int, error) {
 	if len(buf) < len(msg) {
 		c.viewing = false // leave the message in the ring
-		return 0, fmt.Errorf("%w: message of %d bytes, buffer of %d", ErrShortBuffer, len(msg), len(buf))
+		return 0, c.fail(fmt.Errorf("%w: message of %d bytes, buffer of %d", ErrShortBuffer, len(msg), len(buf)))
 	}
 	n := copy(buf, msg)
 	c.viewing = false
@@ -393,6 +398,9 @@ func (c *Consumer) Close() error {
 	atomic.StoreUint32(c.r.u32(offConsumer+consState), 0)
 	return c.r.locker.Unlock(offConsumer)
 }
+
+// fail names the ring in an error of the consumer's calls.
+func (c *Consumer) fail(err error) error { return ErrorNamed(c.name, "consumer", err) }
 
 // noteCorrupt counts a corruption found, in the consumer line (for
 // shmstat), and returns err.

@@ -1,8 +1,10 @@
 package ring
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -68,3 +70,21 @@ var (
 	// reservation is in progress.
 	ErrReservation = errors.New("ring: reservation in progress")
 )
+
+// ErrorNamed says which ring, and which side of it, an error of a Producer
+// or Consumer call comes from, when ProducerOptions.Name or
+// ConsumerOptions.Name gave the ring a name. The errors callers compare or
+// meet in a loop are returned as they are: ErrFull and ErrEmpty (a
+// non-blocking call finding nothing to do must not allocate), io.EOF, and a
+// context's own errors. Errors are named only on their way out, never on the
+// path of a message.
+func ErrorNamed(name, side string, err error) error {
+	switch err {
+	case nil, ErrFull, ErrEmpty, io.EOF, context.Canceled, context.DeadlineExceeded:
+		return err
+	}
+	if name == "" {
+		return err
+	}
+	return fmt.Errorf("ring %s: %s: %w", name, side, err)
+}

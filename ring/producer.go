@@ -34,6 +34,7 @@ type Producer struct {
 
 	wait   waiter
 	closed bool
+	name   string // ProducerOptions.Name, for errors
 
 	messages, bytes, fullWaits, wakes uint64 // mirrored into the slot
 
@@ -53,6 +54,9 @@ type ProducerOptions struct {
 	// has died, for a new consumer to drain the ring. Without it the wait
 	// ends with ErrConsumerDead.
 	WaitForConsumer bool
+	// Name, if set, names the ring in the producer's errors (see
+	// ErrorNamed).
+	Name string
 }
 
 // NewProducer attaches a producer to the ring, taking a free slot (or the
@@ -91,13 +95,16 @@ func (r *Ring) NewProducer(o ProducerOptions) (*Producer, error) {
 	if o.Liveness <= 0 {
 		o.Liveness = DefaultLiveness
 	}
-	p.tail, p.head = tail, head
+	p.tail, p.head, p.name = tail, head, o.Name
 	p.wait = waiter{policy: o.Wait, barrier: barrierAvailable(), parks: r.u64(p.slotOff + slotParks), every: o.Liveness}
 	if !o.WaitForConsumer {
 		p.wait.check = p.checkConsumer
 	}
 	return p, nil
 }
+
+// fail names the ring in an error of the producer's calls.
+func (p *Producer) fail(err error) error { return ErrorNamed(p.name, "producer", err) }
 
 // checkConsumer ends a wait for room when the consumer has died.
 func (p *Producer) checkConsumer() error {
@@ -116,7 +123,7 @@ func (p *Producer) MaxMessage() int { return int(p.r.maxMessage) }
 // visible at Commit; Abort drops it. The slice is valid until Commit or Abort.
 func (p *Producer) Reserve(ctx context.Context, n int) ([]byte, error) {
 	if err := p.checkReserve(n); err != nil {
-		return nil, err
+		return nil, p.fail(err)
 	}
 	rec := recordSize(uint64(n))
 	if ok, err := p.claim(rec); ok || err != nil {
@@ -132,7 +139,7 @@ func (p *Producer) Reserve(ctx context.Context, n int) ([]byte, error) {
 // no room for n bytes now.
 func (p *Producer) TryReserve(n int) ([]byte, error) {
 	if err := p.checkReserve(n); err != nil {
-		return nil, err
+		return nil, p.fail(err)
 	}
 	ok, err := p.claim(recordSize(uint64(n)))
 	if !ok && err == nil {
@@ -160,7 +167,7 @@ func (p *Producer) checkReserve(n int) error {
 
 func (p *Producer) reserved(n int, err error) ([]byte, error) {
 	if err != nil {
-		return nil, err
+		return nil, p.fail(err)
 	}
 	p.resv, p.resvLen = true, uint32(n)
 	off := p.resvPos&p.r.mask + RecordHeaderSize
@@ -213,10 +220,10 @@ func (p *Producer) claim(rec uint64) (bool, error) {
 // less than reserved, never more).
 func (p *Producer) Commit(n int) error {
 	if !p.resv {
-		return ErrNoReservation
+		return p.fail(ErrNoReservation)
 	}
 	if n < 0 || n > int(p.resvLen) {
-		return fmt.Errorf("%w: commit of %d bytes, %d reserved", ErrCommitSize, n, p.resvLen)
+		return p.fail(fmt.Errorf("%w: commit of %d bytes, %d reserved", ErrCommitSize, n, p.resvLen))
 	}
 	p.resv = false
 	p.commit(uint32(n))
@@ -227,7 +234,7 @@ func (p *Producer) Commit(n int) error {
 // multi-producer ring its space was claimed already and becomes padding.)
 func (p *Producer) Abort() error {
 	if !p.resv {
-		return ErrNoReservation
+		return p.fail(ErrNoReservation)
 	}
 	p.resv = false
 	if p.multi {
