@@ -21,6 +21,12 @@ type machine struct {
 	Arch     string `json:"arch"`
 	Go       string `json:"go"`
 	Date     string `json:"date"`
+	// CPUsLimit is -cpus: every process of every case ran on these
+	// CPUSet CPUs only (0: no limit). Load is -load: busy threads that ran
+	// beside each case.
+	CPUsLimit int   `json:"cpus_limit"`
+	CPUSet    []int `json:"cpu_set,omitempty"`
+	Load      int   `json:"load"`
 }
 
 func describeMachine() machine {
@@ -43,7 +49,14 @@ func describeMachine() machine {
 }
 
 func printTable(w io.Writer, m machine, rs []result) {
-	fmt.Fprintf(w, "%s, %d CPUs, %s %s/%s, %s, %s\n\n", m.CPUModel, m.CPUs, m.OS, m.Kernel, m.Arch, m.Go, m.Date)
+	cond := "free cores"
+	if m.CPUsLimit > 0 {
+		cond = fmt.Sprintf("every process on CPUs %v", m.CPUSet)
+	}
+	if m.Load > 0 {
+		cond += fmt.Sprintf(", %d busy threads beside each case", m.Load)
+	}
+	fmt.Fprintf(w, "%s, %d CPUs, %s %s/%s, %s, %s; %s\n\n", m.CPUModel, m.CPUs, m.OS, m.Kernel, m.Arch, m.Go, m.Date, cond)
 	fmt.Fprintf(w, "%-9s %-13s %-11s %7s %3s %14s %10s %10s %10s %10s %10s %7s\n",
 		"pattern", "transport", "wait", "size", "n", "msgs/s", "MB/s", "p50", "p99", "p99.9", "max", "cpu-s")
 	for _, r := range rs {

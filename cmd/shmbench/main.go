@@ -11,6 +11,11 @@
 //     which includes waking a receiver that went to sleep;
 //   - mpsc: -producers peers send at once into one receiver; throughput.
 //
+// Contention, a condition of the whole run: -cpus N confines every process
+// of every case to N CPUs (as a 1-CPU container would), and -load N runs N
+// busy threads beside each case (busy neighbours). The JSON's machine object
+// records both (cpus_limit, cpu_set, load).
+//
 // Transports: shmring (once per -waits policy: "spin" never sleeps,
 // "default" is the library's default, "park" sleeps after 64 polls, "spin=20us"
 // polls that long before it sleeps), shmring-batch (the same, the sender
@@ -35,6 +40,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +53,9 @@ import (
 func main() {
 	if env := os.Getenv(peerEnv); env != "" {
 		os.Exit(peerMain(env))
+	}
+	if n, err := strconv.Atoi(os.Getenv(loadEnv)); err == nil && n > 0 {
+		os.Exit(loadMain(n))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -63,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		waits      = fs.String("waits", "spin,default", "shmring wait `POLICIES`: spin, default, park, spin=DURATION")
 		producers  = fs.Int("producers", 4, "peers sending at once in the mpsc pattern")
 		rate       = fs.Float64("rate", 1000, "messages per second in the lowrate pattern")
+		cpus       = fs.Int("cpus", 0, "confine every process of every case to `N` CPUs (the first N this process may use); 0: no limit")
+		load       = fs.Int("load", 0, "run `N` busy threads at normal priority during each case, on the same CPUs")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -75,6 +86,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shmbench: %v\n", err)
 		return 2
 	}
+	if *load < 0 || *load > 64 {
+		fmt.Fprintf(stderr, "shmbench: -load %d: want 0 to 64 busy threads\n", *load)
+		return 2
+	}
+	cpuSet, undo, err := confine(*cpus)
+	if err != nil {
+		fmt.Fprintf(stderr, "shmbench: %v\n", err)
+		return 2
+	}
+	defer undo()
+	m := describeMachine()
+	m.CPUsLimit, m.CPUSet, m.Load = *cpus, cpuSet, *load
 	var results []result
 	status := 0
 	// Progress on stderr: one line redrawn in place on a terminal, a line
@@ -87,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case !*asJSON:
 			fmt.Fprintf(stderr, "[%d/%d] %s\n", i+1, len(cases), s)
 		}
-		res, err := runCase(s)
+		res, err := runLoaded(s, *load)
 		if err != nil {
 			if tty {
 				fmt.Fprintln(stderr)
@@ -104,9 +127,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		enc.Encode(struct {
 			Machine machine  `json:"machine"`
 			Results []result `json:"results"`
-		}{describeMachine(), results})
+		}{m, results})
 	} else {
-		printTable(stdout, describeMachine(), results)
+		printTable(stdout, m, results)
 	}
 	if tty {
 		fmt.Fprint(stderr, "\r\033[K")
@@ -163,6 +186,16 @@ func plan(patterns, transports, waits, sizes string, producers int, rate float64
 		}
 	}
 	return cases, nil
+}
+
+// runLoaded runs one case beside load busy threads.
+func runLoaded(s spec, load int) (result, error) {
+	stop, err := startLoad(load)
+	if err != nil {
+		return result{}, fmt.Errorf("starting %d busy threads: %w", load, err)
+	}
+	defer stop()
+	return runCase(s)
 }
 
 // runCase runs one case: it prepares the transport, starts the peers,

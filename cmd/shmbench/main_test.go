@@ -111,3 +111,40 @@ func TestProgressNotInLogs(t *testing.T) {
 		t.Fatalf("no table on stdout:\n%s", &out)
 	}
 }
+
+// TestContention runs a case confined to one CPU beside a busy thread, and
+// checks that the JSON records the condition and that the run puts this
+// process back as it found it.
+func TestContention(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skipf("-cpus confines processes with sched_setaffinity, which %s lacks", runtime.GOOS)
+	}
+	procs := runtime.GOMAXPROCS(0)
+	var out, errs bytes.Buffer
+	code := run([]string{"-json", "-cpus", "1", "-load", "1", "-duration", "100ms", "-sizes", "64", "-patterns", "pingpong", "-transports", "uds,shmring", "-waits", "default"}, &out, &errs)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, &errs)
+	}
+	var doc struct {
+		Machine machine  `json:"machine"`
+		Results []result `json:"results"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, &out)
+	}
+	if m := doc.Machine; m.CPUsLimit != 1 || len(m.CPUSet) != 1 || m.Load != 1 {
+		t.Fatalf("machine %+v: want cpus_limit 1, one CPU in cpu_set, load 1", m)
+	}
+	if len(doc.Results) != 2 || doc.Results[0].Messages == 0 || doc.Results[1].Messages == 0 {
+		t.Fatalf("results %+v", doc.Results)
+	}
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Fatalf("GOMAXPROCS %d after the run, %d before", got, procs)
+	}
+	for _, args := range [][]string{{"-cpus", "4096"}, {"-cpus", "-1"}, {"-load", "-1"}, {"-load", "65"}} {
+		errs.Reset()
+		if code := run(append(args, "-duration", "10ms", "-patterns", "stream", "-transports", "uds", "-sizes", "64"), &out, &errs); code != 2 {
+			t.Errorf("%v: exit %d, want 2; stderr %q", args, code, &errs)
+		}
+	}
+}
