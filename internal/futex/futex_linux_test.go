@@ -87,3 +87,25 @@ func TestWakeAcrossProcesses(t *testing.T) {
 		t.Fatalf("child: %v\n%s", err, out.String())
 	}
 }
+
+// BenchmarkBarrier measures membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), the
+// fence a side about to sleep pays for both sides: it interrupts every CPU
+// that runs a registered thread (inter-processor interrupts, which cost a
+// virtual machine an exit each).
+func BenchmarkBarrier(b *testing.B) {
+	if err := futex.RegisterBarrier(); err != nil {
+		b.Skipf("no membarrier here: %v", err)
+	}
+	for b.Loop() {
+		futex.Barrier()
+	}
+}
+
+// BenchmarkWakeNobody measures a futex wake with no sleeper: the system call
+// alone.
+func BenchmarkWakeNobody(b *testing.B) {
+	var word uint32
+	for b.Loop() {
+		futex.Wake(&word, 1)
+	}
+}
