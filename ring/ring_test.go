@@ -563,3 +563,46 @@ func TestLockerRequired(t *testing.T) {
 		}
 	}
 }
+
+// TestOneCPUParksAtOnce runs a producer and a consumer goroutine on one
+// processor (GOMAXPROCS 1), where a waiter skips the spin and sleeps at
+// once: every message must still arrive, in order, through a ring small
+// enough that both sides wait over and over.
+func TestOneCPUParksAtOnce(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	if !oneCPU() {
+		t.Fatal("oneCPU is false with GOMAXPROCS 1")
+	}
+	r := heapRing(t, Config{Capacity: 1024})
+	p, c := pair(t, r, ConsumerOptions{Wait: DefaultWaitPolicy})
+	p.wait.policy = DefaultWaitPolicy
+	const count = 20000
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		msg := make([]byte, 100)
+		for seq := range uint64(count) {
+			fill(msg, seq)
+			if err := p.Send(ctx, msg); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	buf := make([]byte, 100)
+	for seq := range uint64(count) {
+		n, err := c.Recv(ctx, buf)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		check(t, buf[:n], seq, 100)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if parks := atomic.LoadUint64(c.wait.parks) + atomic.LoadUint64(p.wait.parks); parks == 0 {
+		t.Fatal("neither side slept")
+	}
+}

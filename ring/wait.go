@@ -14,6 +14,14 @@ import (
 
 // WaitPolicy says how a blocked call waits for the other side.
 //
+// A process that may run on one CPU only (runtime.NumCPU, which follows the
+// CPU affinity it started with, or GOMAXPROCS, which follows a container's
+// CPU limit, is 1) skips the polling, spinning and yielding of a policy that
+// parks: whatever it waits for needs that CPU, and a waiter that keeps it
+// only delays the peer. It sleeps in the kernel at once, as a blocked socket
+// read would. A policy with NoPark polls regardless: it is for callers who
+// own their cores.
+//
 // A waiter first polls in a tight loop for Spin, then polls while yielding
 // the processor (runtime.Gosched) until Spin+Yield has passed, then sleeps in
 // the kernel on a doorbell until the other side rings it. Spinning costs one
@@ -53,6 +61,10 @@ var DefaultWaitPolicy = WaitPolicy{Spin: 20 * time.Microsecond, Yield: 30 * time
 
 // SpinWaitPolicy never sleeps in the kernel.
 var SpinWaitPolicy = WaitPolicy{Spin: time.Hour, NoPark: true}
+
+// oneCPU reports whether this process may run on one CPU only: then a
+// spinning waiter holds the CPU its peer needs.
+func oneCPU() bool { return runtime.NumCPU() == 1 || runtime.GOMAXPROCS(0) == 1 }
 
 // checkSlack is added to a sleep that ends when the next look at the peers
 // is due, so that it is due when the sleep ends.
@@ -111,6 +123,14 @@ func (w *waiter) checkDue(now time.Time) error {
 // first. Reading or arming the doorbell after the re-check would lose a
 // wake-up that lands between the two.
 func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error)) error {
+	if !w.policy.NoPark && oneCPU() {
+		// The peer can only make progress on the CPU this side would
+		// spin on: hand it over at once (see WaitPolicy).
+		if ok, err := try(); ok || err != nil {
+			return err
+		}
+		return w.park(ctx, d, try)
+	}
 	done := ctx.Done()
 	start := time.Now()
 	for i := 0; ; i++ {
