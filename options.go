@@ -13,10 +13,14 @@ import (
 type WaitPolicy = ring.WaitPolicy
 
 var (
-	// DefaultWaitPolicy spins for 20 µs, yields for 30 µs more, then sleeps.
+	// DefaultWaitPolicy spins for 20 µs, yields for 30 µs more, then
+	// sleeps; in a process that may run on one CPU only, it sleeps at once
+	// (see WaitPolicy).
 	DefaultWaitPolicy = ring.DefaultWaitPolicy
 	// SpinWaitPolicy never sleeps in the kernel: lowest latency, and one
-	// busy core for as long as a call waits.
+	// busy core for as long as a call waits. Only for a process that owns
+	// its cores: on a shared or single CPU it starves the peer it waits
+	// for.
 	SpinWaitPolicy = ring.SpinWaitPolicy
 )
 
