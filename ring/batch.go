@@ -35,7 +35,9 @@ func (p *Producer) batchFit(msgs [][]byte) (k int, size uint64) {
 // RecordAlign for each. It waits for space as the policy says and returns
 // how many it sent; send the rest with another call. A first message too
 // large for a batch is sent alone (if it is not over MaxMessage), and so is a
-// lone message. The consumer receives each message separately.
+// lone message. The consumer receives each message separately. It returns
+// a count above 0 only with a nil error; with an error, nothing of this call
+// was written.
 func (p *Producer) SendBatch(ctx context.Context, msgs [][]byte) (int, error) {
 	return p.sendBatch(msgs, func(n int) ([]byte, error) { return p.Reserve(ctx, n) })
 }

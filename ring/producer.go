@@ -121,6 +121,7 @@ func (p *Producer) MaxMessage() int { return int(p.r.maxMessage) }
 // Reserve reserves room for a message of n bytes, waiting for space as the
 // policy says, and returns the payload to fill in. The message becomes
 // visible at Commit; Abort drops it. The slice is valid until Commit or Abort.
+// With an error, nothing is reserved.
 func (p *Producer) Reserve(ctx context.Context, n int) ([]byte, error) {
 	if err := p.checkReserve(n); err != nil {
 		return nil, p.fail(err)
@@ -276,13 +277,17 @@ func (p *Producer) commitAs(n, kind uint32, msgs, bytes uint64) {
 	}
 }
 
-// Send copies msg into the ring, waiting for space as the policy says.
+// Send copies msg into the ring, waiting for space as the policy says. With
+// an error, nothing was written.
 func (p *Producer) Send(ctx context.Context, msg []byte) error {
 	buf, err := p.Reserve(ctx, len(msg))
 	return p.copyCommit(buf, msg, err)
 }
 
-// TrySend copies msg into the ring if there is room now, else returns ErrFull.
+// TrySend copies msg into the ring if there is room now, else returns ErrFull
+// (or ErrConsumerDead, when the consumer has died and the producer does not
+// wait for a new one; its lock is looked at once per liveness interval at
+// most). With an error, nothing was written.
 func (p *Producer) TrySend(msg []byte) error {
 	buf, err := p.TryReserve(len(msg))
 	return p.copyCommit(buf, msg, err)
