@@ -9,18 +9,19 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shmring/shmring/internal/cpus"
 	"github.com/shmring/shmring/internal/futex"
 )
 
 // WaitPolicy says how a blocked call waits for the other side.
 //
-// A process that may run on one CPU only (runtime.NumCPU, which follows the
-// CPU affinity it started with, or GOMAXPROCS, which follows a container's
-// CPU limit, is 1) skips the polling, spinning and yielding of a policy that
-// parks: whatever it waits for needs that CPU, and a waiter that keeps it
-// only delays the peer. It sleeps in the kernel at once, as a blocked socket
-// read would. A policy with NoPark polls regardless: it is for callers who
-// own their cores.
+// A process that may use one CPU at most (the CPU affinity it started with
+// allows one, or its control group's CPU limit, a container's, is one CPU or
+// less) skips the polling, spinning and yielding of a policy that parks:
+// whatever it waits for needs that CPU, and a waiter that keeps it only
+// delays the peer. It sleeps in the kernel at once, as a blocked socket read
+// would. A policy with NoPark polls regardless: it is for callers who own
+// their cores.
 //
 // A waiter first polls in a tight loop for Spin, then polls while yielding
 // the processor (runtime.Gosched) until Spin+Yield has passed, then sleeps in
@@ -62,9 +63,10 @@ var DefaultWaitPolicy = WaitPolicy{Spin: 20 * time.Microsecond, Yield: 30 * time
 // SpinWaitPolicy never sleeps in the kernel.
 var SpinWaitPolicy = WaitPolicy{Spin: time.Hour, NoPark: true}
 
-// oneCPU reports whether this process may run on one CPU only: then a
-// spinning waiter holds the CPU its peer needs.
-func oneCPU() bool { return runtime.NumCPU() == 1 || runtime.GOMAXPROCS(0) == 1 }
+// oneCPU reports whether this process may use one CPU at most (its
+// affinity, or its container's CPU limit): then a spinning waiter holds the
+// CPU its peer needs. A variable, for tests.
+var oneCPU = cpus.One
 
 // checkSlack is added to a sleep that ends when the next look at the peers
 // is due, so that it is due when the sleep ends.
