@@ -65,9 +65,9 @@ var (
 	// replaced (WithReplaceUnused) by any process: nobody will read or
 	// write it again. A call blocked at that moment returns it at once.
 	ErrRingRemoved = ring.ErrRingRemoved
-	// ErrInUse is returned by RemoveIfUnused, and by Create and
-	// CreateFile WithReplaceUnused, when a process has the ring open (or
-	// a creator may still be writing it): it is not removed.
+	// ErrInUse is returned by RemoveIfUnused and RemoveFileIfUnused, and
+	// by Create and CreateFile WithReplaceUnused, when a process has the
+	// ring open (or a creator may still be writing it): it is not removed.
 	ErrInUse = errors.New("shmring: ring in use")
 	// ErrTruncated is returned by Open, OpenFile, Producer, Consumer, Stats,
 	// Close, and by Guarded for the calls made inside it, when the ring's

@@ -91,6 +91,16 @@ func RemoveIfUnused(name string) error {
 	return nil
 }
 
+// RemoveFileIfUnused is RemoveIfUnused for the file-backed ring at path. On
+// Windows, where a process's use of a file-backed ring cannot be told, it
+// returns ErrNotSupported.
+func RemoveFileIfUnused(path string) error {
+	if err := removeIfUnused(path, false, func() (*shm.Segment, error) { return shm.OpenFile(path, 1) }); err != nil {
+		return fmt.Errorf("remove unused ring file %s: %w", path, err)
+	}
+	return nil
+}
+
 // removeIfUnused removes the ring that open opens if no process has it
 // open. open names a ring by name (named), or by path (CreateFile's
 // replacement).

@@ -402,6 +402,27 @@ func TestReplaceUnusedFile(t *testing.T) {
 	}
 	r.Close()
 
+	// A closed ring removed by path; one open here is in use.
+	if err := shmring.RemoveFileIfUnused(path); err != nil {
+		t.Fatalf("RemoveFileIfUnused of a closed ring: %v", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the closed ring is still there: %v", err)
+	}
+	if err := shmring.RemoveFileIfUnused(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("RemoveFileIfUnused of a missing file: %v, want os.ErrNotExist", err)
+	}
+	open, err := shmring.CreateFile(path, shmring.WithCapacity(4096))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	if runtime.GOOS == "linux" {
+		if err := shmring.RemoveFileIfUnused(path); !errors.Is(err, shmring.ErrInUse) {
+			t.Fatalf("RemoveFileIfUnused of a ring open here: %v, want ErrInUse", err)
+		}
+	}
+
 	other := filepath.Join(testdir.Make(t), "other")
 	if err := os.WriteFile(other, []byte(strings.Repeat("x", 5000)), 0o600); err != nil {
 		t.Fatal(err)
