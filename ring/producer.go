@@ -97,6 +97,7 @@ func (r *Ring) NewProducer(o ProducerOptions) (*Producer, error) {
 	}
 	p.tail, p.head, p.name = tail, head, o.Name
 	p.wait = waiter{policy: o.Wait, barrier: barrierAvailable(), parks: r.u64(p.slotOff + slotParks), every: o.Liveness}
+	p.wait.progress = &p.messages
 	if !o.WaitForConsumer {
 		p.wait.check = p.checkConsumer
 	}

@@ -92,6 +92,13 @@ type waiter struct {
 	every     time.Duration
 	lastCheck time.Time
 
+	// progress counts this side's messages (the Producer's or the
+	// Consumer's own count); lastProgress is its value when the last wait
+	// ended. More than one message between two waits means a stream is
+	// flowing (see wait).
+	progress     *uint64
+	lastProgress uint64
+
 	fenceWord atomic.Uint64 // target of fence (atomic.Uint64: aligned on 32-bit too)
 }
 
@@ -131,7 +138,24 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 		if ok, err := try(); ok || err != nil {
 			return err
 		}
-		return w.park(ctx, d, try)
+		if w.progress != nil && *w.progress-w.lastProgress > 1 {
+			// A stream is flowing: the peer is likely runnable, and
+			// yielding the CPU lets it run on until it has to wait,
+			// where a sleep would be woken (and take the CPU back)
+			// at its next message. Between single messages (a
+			// request and its reply, a low rate), yielding only
+			// puts this side behind in the scheduler's queue.
+			futex.Yield()
+			if ok, err := try(); ok || err != nil {
+				w.lastProgress = *w.progress
+				return err
+			}
+		}
+		err := w.park(ctx, d, try)
+		if w.progress != nil {
+			w.lastProgress = *w.progress
+		}
+		return err
 	}
 	done := ctx.Done()
 	start := time.Now()

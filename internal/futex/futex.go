@@ -81,3 +81,8 @@ func RegisterBarrier() error {
 func Barrier() error {
 	return barrier()
 }
+
+// Yield gives the CPU to another runnable thread of the system, if any, and
+// returns when this one is scheduled again (sched_yield on Linux). A process
+// that may use one CPU yields it to the peer it waits for before it sleeps.
+func Yield() { yield() }

@@ -39,3 +39,5 @@ func barrier() error {
 
 // BarrierExists reports whether this system has Barrier at all.
 const BarrierExists = false
+
+func yield() { runtime.Gosched() }

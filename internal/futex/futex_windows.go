@@ -37,6 +37,7 @@ var (
 	kernel32             = windows.NewLazySystemDLL("kernel32.dll")
 	procCreateSemaphoreW = kernel32.NewProc("CreateSemaphoreW")
 	procReleaseSemaphore = kernel32.NewProc("ReleaseSemaphore")
+	procSwitchToThread   = kernel32.NewProc("SwitchToThread")
 	errTooManyPosts      = windows.Errno(298) // ERROR_TOO_MANY_POSTS
 	semaphoreMax         = uintptr(1 << 30)
 )
@@ -180,3 +181,5 @@ func barrier() error {
 // no cross-process equivalent of membarrier (FlushProcessWriteBuffers
 // fences the threads of one process only).
 const BarrierExists = false
+
+func yield() { procSwitchToThread.Call() }
