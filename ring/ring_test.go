@@ -606,3 +606,65 @@ func TestOneCPUParksAtOnce(t *testing.T) {
 		t.Fatal("neither side slept")
 	}
 }
+
+// TestSpinAdapts: a waiter whose spins keep ending in a sleep stops
+// spinning after missLimit such waits, spins again on one wait in
+// probeEvery, and spins for good once a spin pays. Whether a wait spun is
+// told by how often it polled: thousands of times in a 20 ms spin, a few
+// dozen without one.
+func TestSpinAdapts(t *testing.T) {
+	defer func(f func() bool) { oneCPU = f }(oneCPU)
+	oneCPU = func() bool { return false }
+	words := make([]uint32, 3)
+	d := doorbell{word: &words[0], waiters: &words[1], armed: &words[2]}
+	w := waiter{policy: WaitPolicy{Spin: 20 * time.Millisecond}, parks: new(uint64)}
+	ctx := context.Background()
+	// sleepy succeeds only once the waiter has counted itself to sleep:
+	// its spin never pays. eager succeeds at the first poll after spinning
+	// began.
+	polls := 0
+	sleepy := func() (bool, error) { polls++; return atomic.LoadUint32(d.waiters) > 0, nil }
+	spun := func(try func() (bool, error)) bool {
+		t.Helper()
+		polls = 0
+		if err := w.wait(ctx, d, try); err != nil {
+			t.Fatal(err)
+		}
+		return polls > 1000
+	}
+	var got []bool
+	for range probeEvery + 1 {
+		got = append(got, spun(sleepy))
+	}
+	for i, s := range got {
+		want := i < missLimit || int(w.waits-uint32(len(got))+uint32(i)+1)%probeEvery == 0
+		if s != want {
+			t.Fatalf("wait %d: spun %v, want %v (all: %v)", i, s, want, got)
+		}
+	}
+	// A spin that pays puts spinning back: eager succeeds at its 100th
+	// poll, which a spinning wait reaches without sleeping, and a wait
+	// that does not spin reaches only after sleeps of a park slice.
+	n := 0
+	eager := func() (bool, error) { n++; return n >= 100, nil }
+	slept := func() bool {
+		t.Helper()
+		n = 0
+		before := w.nparks
+		if err := w.wait(ctx, d, eager); err != nil {
+			t.Fatal(err)
+		}
+		return w.nparks != before
+	}
+	for w.waits%probeEvery != probeEvery-1 {
+		spun(sleepy)
+	}
+	if slept() {
+		t.Fatal("the probe did not spin")
+	}
+	for i := range 3 {
+		if slept() {
+			t.Fatalf("wait %d after a spin paid: did not spin", i)
+		}
+	}
+}
