@@ -229,3 +229,55 @@ func Example_batch() {
 	// sent 1
 	// alpha beta gamma delta epsilon
 }
+
+// A server restarts. It creates its ring WithReplaceUnused, so that a ring
+// left by a predecessor killed before it could remove it is replaced, but
+// never one still in use. When it exits cleanly it removes its ring, and a
+// client still attached learns it from its next call: ErrRingRemoved, its
+// cue to close the ring and open the new one.
+func Example_restart() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "ring") // shmring.Create(name, ...) for a named ring
+
+	server, err := shmring.CreateFile(path, shmring.WithReplaceUnused())
+	if err != nil {
+		log.Fatal(err)
+	}
+	client, err := shmring.OpenFile(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := client.Producer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("send:", p.TrySend([]byte("hello")))
+
+	// The server goes away cleanly.
+	server.Remove()
+	server.Close()
+
+	err = p.TrySend([]byte("anyone?"))
+	fmt.Println("send after the server left:", errors.Is(err, shmring.ErrRingRemoved))
+	p.Close()
+	client.Close()
+
+	// Its successor creates a ring at the same place, and the client
+	// opens that one.
+	next, err := shmring.CreateFile(path, shmring.WithReplaceUnused())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer next.Close()
+	client, err = shmring.OpenFile(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	fmt.Println("reopened:", client.Info().UUID == next.Info().UUID)
+	// Output:
+	// send: <nil>
+	// send after the server left: true
+	// reopened: true
+}
