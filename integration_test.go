@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shmring/shmring"
 	"github.com/shmring/shmring/internal/stream"
 	"github.com/shmring/shmring/internal/testdir"
 )
@@ -344,5 +345,39 @@ func TestDemoForce(t *testing.T) {
 	}
 	if _, err := os.Stat(notRing); err != nil {
 		t.Fatalf("-force deleted a file that is not a ring: %v", err)
+	}
+}
+
+// TestDemoReplace checks that -replace takes the ring of a killed consumer
+// and refuses one that a live consumer has open.
+func TestDemoReplace(t *testing.T) {
+	_, consumer := buildCommands(t)
+	name := demoName(t)
+	old := start(t, consumer, "-name", name, "-idle", "1m")
+	r, err := shmring.Open(name, shmring.WithOpenWait(time.Minute))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, old)
+	}
+	r.Close()
+	// In use: refused, and the live consumer goes on.
+	if c := start(t, consumer, "-name", name, "-replace"); c.wait(t, time.Minute) != 2 || !strings.Contains(c.stderr.String(), "in use") {
+		t.Fatalf("-replace of a ring in use must be refused\n%s", c)
+	}
+	old.cmd.Process.Kill() // its ring is left behind (on Windows it goes with it)
+	old.wait(t, time.Minute)
+	if runtime.GOOS == "windows" {
+		// Under Wine a killed process's handles close a moment after
+		// it is reported dead: wait for its ring to go with them.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			r, err := shmring.Open(name)
+			if err != nil {
+				break
+			}
+			r.Close()
+		}
+	}
+	res := exchange(t, []string{"-name", name, "-replace"}, []string{"-name", name, "-count", "1000"})
+	if !res.OK() || res.Messages != 1000 {
+		t.Fatalf("summary %+v", res)
 	}
 }

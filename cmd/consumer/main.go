@@ -48,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		asJSON    = fs.Bool("json", false, "print the summary as one JSON object")
 		idle      = fs.Duration("idle", 30*time.Second, "give up after `DURATION` without a message")
 		force     = fs.Bool("force", false, "remove a ring (or the empty file of a creator that died) left at the same name or path first")
+		replace   = fs.Bool("replace", false, "replace a ring left at the same name or path only if no process has it open")
 	)
 	loc.Register(fs)
 	policy.Register(fs)
@@ -71,6 +72,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *producers > 1 {
 		opts = append(opts, shmring.WithMultiProducer(), shmring.WithSlots(max(*producers, ring.DefaultSlots)))
+	}
+	if *replace {
+		opts = append(opts, shmring.WithReplaceUnused())
 	}
 	if maxMsg != 0 {
 		opts = append(opts, shmring.WithMaxMessage(int(min(maxMsg, 1<<30))))
