@@ -28,18 +28,7 @@ func TestEveryCase(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skipf("named rings live in /dev/shm; %s is not measured", runtime.GOOS)
 	}
-	var out, errs bytes.Buffer
-	code := run([]string{"-json", "-duration", "100ms", "-sizes", "64,64KiB", "-producers", "3", "-rate", "2000"}, &out, &errs)
-	if code != 0 {
-		t.Fatalf("exit %d\n%s", code, &errs)
-	}
-	var doc struct {
-		Machine machine  `json:"machine"`
-		Results []result `json:"results"`
-	}
-	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
-		t.Fatalf("%v\n%s", err, &out)
-	}
+	doc := runJSON(t, "-json", "-duration", "100ms", "-sizes", "64,64KiB", "-producers", "3", "-rate", "2000")
 	if doc.Machine.CPUs < 1 || doc.Machine.Go == "" {
 		t.Fatalf("machine %+v", doc.Machine)
 	}
@@ -120,18 +109,7 @@ func TestContention(t *testing.T) {
 		t.Skipf("-cpus confines processes with sched_setaffinity, which %s lacks", runtime.GOOS)
 	}
 	procs := runtime.GOMAXPROCS(0)
-	var out, errs bytes.Buffer
-	code := run([]string{"-json", "-cpus", "1", "-load", "1", "-duration", "100ms", "-sizes", "64", "-patterns", "pingpong", "-transports", "uds,shmring", "-waits", "default"}, &out, &errs)
-	if code != 0 {
-		t.Fatalf("exit %d\n%s", code, &errs)
-	}
-	var doc struct {
-		Machine machine  `json:"machine"`
-		Results []result `json:"results"`
-	}
-	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
-		t.Fatalf("%v\n%s", err, &out)
-	}
+	doc := runJSON(t, "-json", "-cpus", "1", "-load", "1", "-duration", "100ms", "-sizes", "64", "-patterns", "pingpong", "-transports", "uds,shmring", "-waits", "default")
 	if m := doc.Machine; m.CPUsLimit != 1 || len(m.CPUSet) != 1 || m.Load != 1 {
 		t.Fatalf("machine %+v: want cpus_limit 1, one CPU in cpu_set, load 1", m)
 	}
@@ -141,10 +119,27 @@ func TestContention(t *testing.T) {
 	if got := runtime.GOMAXPROCS(0); got != procs {
 		t.Fatalf("GOMAXPROCS %d after the run, %d before", got, procs)
 	}
+	var out, errs bytes.Buffer
 	for _, args := range [][]string{{"-cpus", "4096"}, {"-cpus", "-1"}, {"-load", "-1"}, {"-load", "65"}} {
 		errs.Reset()
 		if code := run(append(args, "-duration", "10ms", "-patterns", "stream", "-transports", "uds", "-sizes", "64"), &out, &errs); code != 2 {
 			t.Errorf("%v: exit %d, want 2; stderr %q", args, code, &errs)
 		}
 	}
+}
+
+// runJSON runs shmbench with args and decodes its JSON.
+func runJSON(t *testing.T, args ...string) (doc struct {
+	Machine machine  `json:"machine"`
+	Results []result `json:"results"`
+}) {
+	t.Helper()
+	var out, errs bytes.Buffer
+	if code := run(args, &out, &errs); code != 0 {
+		t.Fatalf("exit %d\n%s", code, &errs)
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, &out)
+	}
+	return doc
 }
