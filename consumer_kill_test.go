@@ -1,15 +1,12 @@
 package shmring_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,21 +14,21 @@ import (
 	"github.com/shmring/shmring/internal/testhook"
 )
 
-// stoppedAtHead is what headStopChild writes to stderr once it is stopped
-// right after a head store.
+// stoppedAtHead is what headStopChild prints once it is stopped right after
+// a head store.
 const stoppedAtHead = "stopped after a head store"
 
 // headStopChild is the consumer of TestConsumerKilledAfterHeadStore. It reads
 // messages with the call SHMRING_TEST_READ names (recv, tryrecv or peek) and
 // prints each one's sequence number on stdout as soon as the call has
 // returned it. Right after its SHMRING_TEST_STOP-th store of the head in
-// shared memory it says so on stderr and stops for good, to be killed there.
+// shared memory it says so and stops for good, to be killed there.
 func headStopChild() int {
 	stopAt, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_STOP"))
 	stores := 0
 	testhook.HeadStored = func() {
 		if stores++; stores == stopAt {
-			os.Stderr.WriteString(stoppedAtHead + "\n")
+			os.Stdout.WriteString(stoppedAtHead + "\n")
 			time.Sleep(time.Hour)
 		}
 	}
@@ -114,58 +111,21 @@ func headStopRun(t *testing.T, read string, batch, stop, count, size int) {
 		sent += n
 	}
 
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := execChild(exe, "headstop", "SHMRING_TEST_NAME="+name, "SHMRING_TEST_READ="+read, fmt.Sprint("SHMRING_TEST_STOP=", stop))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, lines, stderr := childLines(t, "headstop", "SHMRING_TEST_NAME="+name, "SHMRING_TEST_READ="+read, fmt.Sprint("SHMRING_TEST_STOP=", stop))
+	// The child prints every message it returned, then the stop: on one
+	// stream, in that order.
 	var first []uint64
-	outDone := make(chan struct{})
-	go func() {
-		defer close(outDone)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			seq, _ := strconv.ParseUint(sc.Text(), 10, 64)
-			first = append(first, seq)
+	for l := nextLine(t, lines, stderr); l != stoppedAtHead; l = nextLine(t, lines, stderr) {
+		seq, err := strconv.ParseUint(l, 10, 64)
+		if err != nil {
+			t.Fatalf("child said %q\n%s", l, stderr)
 		}
-	}()
-	stopped := make(chan string, 1)
-	go func() {
-		var said strings.Builder
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			said.WriteString(sc.Text() + "\n")
-			if sc.Text() == stoppedAtHead {
-				stopped <- ""
-				io.Copy(io.Discard, stderr)
-				return
-			}
-		}
-		stopped <- said.String()
-	}()
-	select {
-	case said := <-stopped:
-		if said != "" {
-			t.Fatalf("the consumer ended without stopping at a head store:\n%s", said)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the consumer did not stop at a head store in 30 s")
+		first = append(first, seq)
 	}
 	cmd.Process.Kill()
-	<-outDone // everything it printed: the pipe closes when it dies
-	cmd.Wait()
+	for range lines { // to its end: the pipe closes when the process is gone
+	}
+	cmd.Wait() // and with it, its consumer lock
 
 	// The successor, in this process, resumes at the head the dead one
 	// stored and reads what is left.
