@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shmring/shmring"
+	"github.com/shmring/shmring/internal/shm"
 	"github.com/shmring/shmring/internal/stream"
 	"github.com/shmring/shmring/internal/testdir"
 )
@@ -150,8 +151,29 @@ func demoName(tb testing.TB) string {
 // JSON summary, failing the test unless both exit 0.
 func exchange(t *testing.T, consumerArgs, producerArgs []string) stream.Result {
 	t.Helper()
+	return exchangeAfter(t, "", consumerArgs, producerArgs)
+}
+
+// exchangeAfter is exchange where a ring is left at path already: the
+// producer starts only once the consumer has put its own ring there, so that
+// it cannot join the leftover first (which would keep it in use, or see it
+// removed under it). It reads the ring's UUID from the file, which takes no
+// lock a peer would notice (and a new file may reuse the old one's inode).
+// On Windows, where an open handle gets in the way of a removal, it does
+// not wait.
+func exchangeAfter(t *testing.T, path string, consumerArgs, producerArgs []string) stream.Result {
+	t.Helper()
 	producer, consumer := buildCommands(t)
+	left, leftOK := ringID(path)
 	c := start(t, consumer, append([]string{"-json"}, consumerArgs...)...)
+	for deadline := time.Now().Add(time.Minute); leftOK && runtime.GOOS != "windows"; time.Sleep(time.Millisecond) {
+		if id, ok := ringID(path); ok && id != left {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the consumer's ring did not replace the one left at %s in a minute\n%s", path, c)
+		}
+	}
 	p := start(t, producer, producerArgs...)
 	if code := p.wait(t, 5*time.Minute); code != 0 {
 		t.Fatalf("producer exited %d\n%s\nconsumer: %s", code, p, c)
@@ -164,6 +186,25 @@ func exchange(t *testing.T, consumerArgs, producerArgs []string) stream.Result {
 		t.Fatalf("consumer summary: %v\n%s", err, c)
 	}
 	return res
+}
+
+// ringID reads the UUID in the header of the ring file at path, once its
+// creator has finished it.
+func ringID(path string) (id [16]byte, ok bool) {
+	if path == "" {
+		return id, false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return id, false
+	}
+	defer f.Close()
+	var hdr [100]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil || string(hdr[96:100]) != "REDY" {
+		return id, false
+	}
+	copy(id[:], hdr[64:80])
+	return id, true
 }
 
 func TestDemoExchange(t *testing.T) {
@@ -322,7 +363,7 @@ func TestDemoForce(t *testing.T) {
 	if c := start(t, consumer, "-path", stale); c.wait(t, time.Minute) != 2 {
 		t.Fatalf("without -force a stale ring must be refused\n%s", c)
 	}
-	res := exchange(t, []string{"-path", stale, "-force"}, []string{"-path", stale, "-count", "1000"})
+	res := exchangeAfter(t, stale, []string{"-path", stale, "-force"}, []string{"-path", stale, "-count", "1000"})
 	if !res.OK() || res.Messages != 1000 {
 		t.Fatalf("summary %+v", res)
 	}
@@ -376,7 +417,8 @@ func TestDemoReplace(t *testing.T) {
 			r.Close()
 		}
 	}
-	res := exchange(t, []string{"-name", name, "-replace"}, []string{"-name", name, "-count", "1000"})
+	path, _ := shm.NamePath(name) // a file on Unix; on Windows nothing is left to wait for
+	res := exchangeAfter(t, path, []string{"-name", name, "-replace"}, []string{"-name", name, "-count", "1000"})
 	if !res.OK() || res.Messages != 1000 {
 		t.Fatalf("summary %+v", res)
 	}
