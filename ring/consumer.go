@@ -345,10 +345,16 @@ func (c *Consumer) view(off, n, after uint64) []byte {
 // must not be used afterwards. Release without a view does nothing.
 func (c *Consumer) Release() {
 	if c.viewing {
-		c.viewing = false
-		c.advance(c.viewNext, c.viewLen)
-		c.publishDue() // the message was handed out by Peek already
+		c.release() // out of line, so that Release inlines into its callers
 	}
+}
+
+// release consumes the view: the message was handed out by Peek already,
+// so the head may be published past it.
+func (c *Consumer) release() {
+	c.viewing = false
+	c.advance(c.viewNext, c.viewLen)
+	c.publishDue()
 }
 
 // Recv copies the next message into buf and returns its length, waiting for
