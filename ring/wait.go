@@ -15,29 +15,21 @@ import (
 
 // WaitPolicy says how a blocked call waits for the other side.
 //
+// A process that may use one CPU at most (the CPU affinity it started with
+// allows one, or its control group's CPU limit, a container's, is one CPU or
+// less) skips the polling, spinning and yielding of a policy that parks:
+// whatever it waits for needs that CPU, and a waiter that keeps it only
+// delays the peer. It sleeps in the kernel at once, as a blocked socket read
+// would. A policy with NoPark polls regardless: it is for callers who own
+// their cores.
+//
 // A waiter first polls in a tight loop for Spin, then polls while yielding
 // the processor (runtime.Gosched) until Spin+Yield has passed, then sleeps in
 // the kernel on a doorbell until the other side rings it. Spinning costs one
 // core while it lasts and reacts in about a cache-line transfer (~0.1-0.5 µs
 // here); a kernel sleep costs nothing while idle but about 20 µs to wake
-// (tools/floor measures both on a machine). Peers ring a doorbell only when
-// its waiter count is non-zero, so no wake-up system call is made while the
-// other side is spinning.
-//
-// A policy that sleeps adapts, because spinning pays only when the peer
-// runs on another CPU and answers within the spin:
-//   - after 4 waits in a row that ended in a sleep anyway (messages far
-//     apart, or a peer waiting for a CPU), a waiter sleeps at once, and spins
-//     again on one wait in 16 to learn whether spinning pays again;
-//   - a process that may use one CPU at most (its CPU affinity allows one,
-//     or its control group's CPU limit, a container's, is one CPU or less)
-//     never spins: whatever it waits for needs that CPU. It sleeps at once,
-//     as a blocked socket read would, after yielding the CPU once to the
-//     peer when a stream is flowing (more than one message since its last
-//     wait), so that the peer runs on until it has to wait.
-//
-// A policy with NoPark (SpinWaitPolicy) polls regardless: it is for callers
-// who own their cores.
+// (tools/floor measures both on a machine). Peers ring a doorbell only when its waiter count is non-zero,
+// so no wake-up system call is made while the other side is spinning.
 type WaitPolicy struct {
 	// Spin is how long to poll without yielding.
 	Spin time.Duration
@@ -76,13 +68,6 @@ var SpinWaitPolicy = WaitPolicy{Spin: time.Hour, NoPark: true}
 // CPU its peer needs. A variable, for tests.
 var oneCPU = cpus.One
 
-// A waiter stops spinning after missLimit waits in a row that slept anyway,
-// and spins again on one wait in probeEvery to see whether it pays again.
-const (
-	missLimit  = 4
-	probeEvery = 16
-)
-
 // checkSlack is added to a sleep that ends when the next look at the peers
 // is due, so that it is due when the sleep ends.
 const checkSlack = 100 * time.Microsecond
@@ -113,10 +98,6 @@ type waiter struct {
 	// flowing (see wait).
 	progress     *uint64
 	lastProgress uint64
-
-	// waits counts the waits, misses the latest ones in a row that ended
-	// in a sleep although the policy spun first (saturating at missLimit).
-	waits, misses uint32
 
 	fenceWord atomic.Uint64 // target of fence (atomic.Uint64: aligned on 32-bit too)
 }
@@ -176,25 +157,10 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 		}
 		return err
 	}
-	spin, yield := w.policy.Spin, w.policy.Yield
-	if !w.policy.NoPark {
-		// Spin only while spinning pays: after missLimit waits in a row
-		// that ended in a sleep anyway (messages far apart, or a peer
-		// that needs this CPU), go to sleep at once, and spin again on
-		// one wait in probeEvery to learn whether it pays again.
-		w.waits++
-		if w.misses >= missLimit && w.waits%probeEvery != 0 {
-			spin, yield = 0, 0
-		}
-		if w.misses < missLimit {
-			w.misses++ // undone if this wait ends before its sleep
-		}
-	}
 	done := ctx.Done()
 	start := time.Now()
 	for i := 0; ; i++ {
 		if ok, err := try(); ok || err != nil {
-			w.misses = 0
 			return err
 		}
 		spinPause()
@@ -212,13 +178,13 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 		if err := w.checkDue(now); err != nil {
 			return err
 		}
-		if now.Sub(start) >= spin {
+		if now.Sub(start) >= w.policy.Spin {
 			break
 		}
 	}
 	for {
 		now := time.Now()
-		if !w.policy.NoPark && now.Sub(start) >= spin+yield {
+		if !w.policy.NoPark && now.Sub(start) >= w.policy.Spin+w.policy.Yield {
 			break
 		}
 		if err := w.checkDue(now); err != nil {
@@ -226,7 +192,6 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 		}
 		runtime.Gosched()
 		if ok, err := try(); ok || err != nil {
-			w.misses = 0
 			return err
 		}
 		if err := ctx.Err(); err != nil {
