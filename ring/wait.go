@@ -15,21 +15,24 @@ import (
 
 // WaitPolicy says how a blocked call waits for the other side.
 //
-// A process that may use one CPU at most (the CPU affinity it started with
-// allows one, or its control group's CPU limit, a container's, is one CPU or
-// less) skips the polling, spinning and yielding of a policy that parks:
-// whatever it waits for needs that CPU, and a waiter that keeps it only
-// delays the peer. It sleeps in the kernel at once, as a blocked socket read
-// would. A policy with NoPark polls regardless: it is for callers who own
-// their cores.
-//
 // A waiter first polls in a tight loop for Spin, then polls while yielding
 // the processor (runtime.Gosched) until Spin+Yield has passed, then sleeps in
 // the kernel on a doorbell until the other side rings it. Spinning costs one
 // core while it lasts and reacts in about a cache-line transfer (~0.1-0.5 µs
 // here); a kernel sleep costs nothing while idle but about 20 µs to wake
-// (tools/floor measures both on a machine). Peers ring a doorbell only when its waiter count is non-zero,
-// so no wake-up system call is made while the other side is spinning.
+// (tools/floor measures both on a machine). Peers ring a doorbell only when
+// its waiter count is non-zero, so no wake-up system call is made while the
+// other side is spinning.
+//
+// A process that may use one CPU at most (its CPU affinity allows one, or
+// its control group's CPU limit, a container's, is one CPU or less) skips
+// the polling, spinning and yielding of a policy that parks: whatever it
+// waits for needs that CPU, and a waiter that keeps it only delays the peer.
+// It sleeps in the kernel at once, as a blocked socket read would, after
+// yielding the CPU once to the peer when a stream is flowing (more than one
+// message since its last wait), so that the peer runs on until it has to
+// wait. A policy with NoPark (SpinWaitPolicy) polls regardless: it is for
+// callers who own their cores.
 type WaitPolicy struct {
 	// Spin is how long to poll without yielding.
 	Spin time.Duration
