@@ -359,16 +359,7 @@ func TestReplaceUnused(t *testing.T) {
 		t.Fatal("the ring was not replaced")
 	}
 	// And it works.
-	p, err := r.Producer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	c, err := r.Consumer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	p, c := pairOf(t, r)
 	if err := p.TrySend([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
@@ -442,14 +433,7 @@ func TestErrorsNameTheRing(t *testing.T) {
 	r, err := shmring.Create(name, shmring.WithCapacity(4096))
 	skipUnsupported(t, err)
 	defer r.Close()
-	p, err := r.Producer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := r.Consumer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, c := pairOf(t, r)
 	if _, err := p.TryReserve(10); err != nil {
 		t.Fatal(err)
 	}
@@ -471,16 +455,7 @@ func TestErrorsNameTheRing(t *testing.T) {
 		}
 	}
 	// The errors a loop meets stay bare: comparable, allocation-free.
-	p2, err := r.Producer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p2.Close()
-	c2, err := r.Consumer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
+	p2, c2 := pairOf(t, r)
 	if _, err := c2.TryRecv(nil); err != shmring.ErrEmpty {
 		t.Errorf("TryRecv of an empty ring: %v, want ErrEmpty itself", err)
 	}
@@ -494,4 +469,21 @@ func TestErrorsNameTheRing(t *testing.T) {
 	if err := p2.Send(ctx, make([]byte, 100)); err != context.Canceled {
 		t.Errorf("Send with a cancelled context: %v, want context.Canceled itself", err)
 	}
+}
+
+// pairOf attaches a producer and the consumer to r, closed at the end of
+// the test (closing them earlier is harmless: Close is idempotent).
+func pairOf(t *testing.T, r *shmring.Ring) (*shmring.Producer, *shmring.Consumer) {
+	t.Helper()
+	p, err := r.Producer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	c, err := r.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return p, c
 }
