@@ -316,6 +316,8 @@ func child() int {
 		return removedConsumerChild()
 	case "createhold":
 		return createHoldChild()
+	case "attach":
+		return attachChild()
 	case "producer":
 		count, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_COUNT"), 10, 64)
 		maxSize, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_MAXSIZE"))

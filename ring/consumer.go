@@ -132,6 +132,11 @@ func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
 	atomic.AddUint64(r.u64(offConsumer+consGen), 1)
 	atomic.StoreUint32(r.u32(offConsumer+consState), consAttached)
 	atomic.StoreUint32(r.u32(offConsumer+consPID), uint32(os.Getpid()))
+	c.wait.peers = r.producerPIDs
+	c.wait.inFlight = func() bool { return atomic.LoadUint64(r.tail) != c.head }
+	// Producers asleep for room watch the consumer they saw: wake them
+	// to watch this one (FORMAT.md, "Doorbells").
+	r.spaceDoor.ring()
 	return c, nil
 }
 
@@ -401,6 +406,7 @@ func (c *Consumer) Close() error {
 	c.viewing = false
 	c.publish()
 	c.closed = true
+	c.wait.stopWatching()
 	atomic.StoreUint32(c.r.u32(offConsumer+consPID), 0)
 	atomic.StoreUint32(c.r.u32(offConsumer+consState), 0)
 	return c.r.locker.Unlock(offConsumer)

@@ -60,10 +60,9 @@ func (d doorbell) interrupt() {
 // Linux any number would do; on Windows a Wake releases that many passes of
 // a semaphore, see package futex.)
 //
-// A failed wake is dropped: every sleep is bounded (WaitPolicy.ParkSlice,
-// and the liveness interval), so a sleeper it missed wakes on its own and
-// re-checks; only latency suffers, and the waking side has nothing better
-// to do about it.
+// A failed wake is dropped: the kernel refuses one only for memory that is
+// no longer mapped (a truncated segment), where the sleepers have lost the
+// ring anyway, and the waking side has nothing better to do about it.
 func (d doorbell) wake() {
 	_, _ = futex.Wake(d.word, int(atomic.LoadUint32(d.waiters)))
 }

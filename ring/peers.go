@@ -58,6 +58,9 @@ func (r *Ring) attachSlot() (uint32, error) {
 				continue
 			}
 			atomic.AddUint64(r.u64(offProducers+prodsAttaches), 1)
+			// A consumer asleep watches the producers it saw attached:
+			// wake it to watch this one too (FORMAT.md, "Doorbells").
+			r.dataDoor.ring()
 			return i, nil
 		}
 	}
@@ -172,3 +175,29 @@ func (r *Ring) uncountAttached() {
 // peer, and a slot still locked is only skipped), and the system releases
 // the lock when this process closes the segment or dies.
 func (r *Ring) unlock(off uint64) { _ = r.locker.Unlock(int64(off)) }
+
+// producerPIDs appends the PIDs of the attached producers to dst: a
+// sleeping consumer watches them (see waiter.peers). A PID is a hint, never
+// proof: the slot's lock is.
+func (r *Ring) producerPIDs(dst []int) []int {
+	for i := range r.slotsInUse() {
+		off := r.slot(i)
+		if atomic.LoadUint32(r.u32(off+slotState)) == slotAttached {
+			if pid := atomic.LoadUint32(r.u32(off + slotPID)); pid != 0 {
+				dst = append(dst, int(pid))
+			}
+		}
+	}
+	return dst
+}
+
+// consumerPIDs appends the PID of the attached consumer to dst: a producer
+// waiting for room watches it.
+func (r *Ring) consumerPIDs(dst []int) []int {
+	if atomic.LoadUint32(r.u32(offConsumer+consState)) == consAttached {
+		if pid := atomic.LoadUint32(r.u32(offConsumer + consPID)); pid != 0 {
+			dst = append(dst, int(pid))
+		}
+	}
+	return dst
+}

@@ -100,6 +100,7 @@ func (r *Ring) NewProducer(o ProducerOptions) (*Producer, error) {
 	p.wait.progress = &p.messages
 	if !o.WaitForConsumer {
 		p.wait.check = p.checkConsumer
+		p.wait.peers = r.consumerPIDs
 	}
 	return p, nil
 }
@@ -323,6 +324,7 @@ func (p *Producer) Close() error {
 		p.Abort()
 	}
 	p.closed = true
+	p.wait.stopWatching()
 	p.r.detachSlot(p.slot)
 	return nil
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Checks the Promela models with spin: wait.pml (the doorbell wake-up),
-# wake.pml (how many sleepers a ring wakes), remove.pml (the removed mark)
+# wake.pml (how many sleepers a ring wakes), remove.pml (the removed mark),
+# watch.pml (peers watched while asleep)
 # and claim.pml (multi-producer claims, commits and recovery). The protocols as
 # built must pass, and each broken variant must fail, so that the models are
 # shown able to fail. Needs spin and a C compiler.
@@ -44,3 +45,8 @@ check claim.pml "recovery without the live-claimant check" fail -DNO_LIVE_CHECK
 check claim.pml "shortest dead claim without the boundary test" fail -DSHORTEST
 check claim.pml "claim recorded after the compare-and-swap" fail -DINTENT_AFTER_CAS
 check claim.pml "whole claim skipped when only its padding is missing" fail -DNO_PAD_CHECK
+check watch.pml "peers watched while asleep" pass
+check watch.pml "no doorbell rung on attach" fail -DNO_ATTACH_RING
+check watch.pml "peers listed before counting as a waiter" fail -DWATCH_EARLY
+check watch.pml "no look after a watch begins" fail -DNO_LOOK
+check watch.pml "alarm read after the look" fail -DALARM_LATE

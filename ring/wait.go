@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sync/atomic"
+	"slices"
+		"sync/atomic"
 	"time"
 
 	"github.com/shmring/shmring/internal/cpus"
 	"github.com/shmring/shmring/internal/futex"
+	"github.com/shmring/shmring/internal/peerwatch"
 )
 
 // WaitPolicy says how a blocked call waits for the other side.
@@ -43,11 +45,15 @@ type WaitPolicy struct {
 	// core stays busy for as long as the wait lasts.
 	NoPark bool
 	// ParkSlice bounds one kernel sleep, after which the waiter re-checks
-	// its context and its peers. Zero means DefaultParkSlice.
+	// its context and its peers. Zero means no bound where the end of a
+	// peer process and a cancelled context wake the sleeper as events
+	// (Linux 5.16 and later: pidfd and futex_waitv), and DefaultParkSlice
+	// elsewhere.
 	ParkSlice time.Duration
 }
 
-// DefaultParkSlice bounds a kernel sleep when WaitPolicy.ParkSlice is 0.
+// DefaultParkSlice bounds a kernel sleep when WaitPolicy.ParkSlice is 0 on
+// systems where the sleeper cannot watch its peers' processes.
 const DefaultParkSlice = 100 * time.Millisecond
 
 // DefaultWaitPolicy is the policy used when none is given: spin long enough
@@ -102,7 +108,91 @@ type waiter struct {
 	progress     *uint64
 	lastProgress uint64
 
+	// peers lists the PIDs of the processes whose death check must
+	// notice. While it sleeps, the waiter watches them (package
+	// peerwatch) instead of waking every `every` to look: a death
+	// interrupts the sleep, and check runs. nil: look on a timer.
+	peers   func(dst []int) []int
+	watched map[int]func() // PID -> stop its watch
+	pids    []int
+	noWatch bool // watching failed here: look on a timer
+	// inFlight reports whether what the waiter waits for is on its way:
+	// claimed, not yet committed. Only a look at the peers settles a
+	// claim that never completes (its producer died, or the memory was
+	// overwritten), so such a sleep ends when the next look is due even
+	// while peers are watched.
+	inFlight func() bool
+	died     atomic.Bool  // a watched peer ended since the last look
+	alarm    *futex.Alarm // ends a sleep: a death, a cancelled context
+
 	fenceWord atomic.Uint64 // target of fence (atomic.Uint64: aligned on 32-bit too)
+}
+
+// watching reports whether peers' deaths wake this waiter as events.
+func (w *waiter) watching() bool {
+	return w.peers != nil && w.check != nil && !w.noWatch && peerwatch.Supported() && futex.ManyPerThread()
+}
+
+// peerDied is the watch callback: note the death, and end the sleep if
+// there is one. It does not touch the ring's memory, which another process
+// may have truncated.
+func (w *waiter) peerDied() {
+	w.died.Store(true)
+	w.alarm.Ring()
+}
+
+// watchPeers brings the set of watched peers up to date and runs check when
+// it must: after a watched peer died, and after a new watch began (the peer
+// may have died before it). It reports whether some peer cannot be watched
+// (its PID names no process this one can see, as from another PID
+// namespace): then the sleep must end when the next look is due.
+func (w *waiter) watchPeers(died bool) (unwatched bool, err error) {
+	if died {
+		w.stopWatching() // the fired watches are gone; start afresh
+	}
+	if w.watched == nil {
+		w.watched = map[int]func(){}
+	}
+	w.pids = w.peers(w.pids[:0])
+	for pid, stop := range w.watched {
+		if !slices.Contains(w.pids, pid) {
+			stop()
+			delete(w.watched, pid)
+		}
+	}
+	look := died
+	self := os.Getpid()
+	for _, pid := range w.pids {
+		if _, ok := w.watched[pid]; ok || pid == self {
+			continue
+		}
+		stop, err := peerwatch.Watch(pid, w.peerDied)
+		if err != nil {
+			if errors.Is(err, peerwatch.ErrNotSupported) {
+				w.noWatch = true
+			}
+			unwatched = true
+			look = true
+			continue
+		}
+		w.watched[pid] = stop
+		look = true
+	}
+	if look {
+		w.lastCheck = time.Now()
+		if err := w.check(); err != nil {
+			return unwatched, err
+		}
+	}
+	return unwatched, nil
+}
+
+// stopWatching ends every watch; a side calls it when it closes.
+func (w *waiter) stopWatching() {
+	for pid, stop := range w.watched {
+		stop()
+		delete(w.watched, pid)
+	}
 }
 
 // fence orders this side's last commit (or head store) before its next load
@@ -208,11 +298,22 @@ func (w *waiter) park(ctx context.Context, d doorbell, try func() (bool, error))
 	slice := w.policy.ParkSlice
 	if slice <= 0 {
 		slice = DefaultParkSlice
+		if w.check == nil || w.watching() {
+			// Deaths and cancellation arrive as events: nothing to
+			// look at on a timer.
+			slice = futex.Forever
+		}
 	}
 	if !w.barrier && futex.BarrierExists {
 		slice = min(slice, parkSliceNoBarrier)
 	}
-	if ctx.Done() != nil {
+	if w.alarm == nil {
+		w.alarm = futex.NewAlarm()
+	}
+	if ctx.Done() != nil && futex.ManyPerThread() {
+		// Cancellation rings the alarm: the sleep ends at once.
+		defer context.AfterFunc(ctx, w.alarm.Ring)()
+	} else if ctx.Done() != nil {
 		// Cancellation rings the bell, so a sleeper notices it at once
 		// instead of at the end of its slice. Other sleepers on the bell
 		// wake spuriously and go back to sleep.
@@ -230,6 +331,10 @@ func (w *waiter) park(ctx context.Context, d doorbell, try func() (bool, error))
 		}()
 	}
 	for {
+		// The alarm's value first, then every look: the context, the
+		// peers, the ring. A ring of the alarm after this read ends
+		// the sleep, so no cancellation or death can slip in between.
+		av := w.alarm.Value()
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -250,12 +355,28 @@ func (w *waiter) park(ctx context.Context, d doorbell, try func() (bool, error))
 				timeout = min(timeout, parkSliceNoBarrier)
 			}
 		}
+		watching := w.watching()
+		timer := w.check != nil && !watching
+		if watching {
+			// After counting ourselves: a peer that attaches from
+			// now on rings the doorbell (FORMAT.md, "Doorbells"), and
+			// one attached before is in the list.
+			unwatched, err := w.watchPeers(w.died.Swap(false))
+			if err != nil {
+				atomic.AddUint32(d.waiters, ^uint32(0))
+				return err
+			}
+			timer = unwatched
+		}
 		ok, err := try()
 		if ok || err != nil {
 			atomic.AddUint32(d.waiters, ^uint32(0))
 			return err
 		}
-		if w.check != nil {
+		if watching && w.inFlight != nil && w.inFlight() {
+			timer = true
+		}
+		if timer {
 			// Wake when the next look at the peers is due, not a slice
 			// later: a dead peer is then noticed within one interval.
 			timeout = min(timeout, time.Until(w.lastCheck.Add(w.every))+checkSlack)
@@ -269,7 +390,7 @@ func (w *waiter) park(ctx context.Context, d doorbell, try func() (bool, error))
 				}
 			}
 		}
-		err = futex.Wait(d.word, v, timeout)
+		err = futex.Sleep(d.word, v, timeout, w.alarm, av)
 		atomic.AddUint32(d.waiters, ^uint32(0))
 		w.nparks++
 		storeRelease64(w.parks, w.nparks)

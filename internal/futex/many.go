@@ -1,0 +1,168 @@
+package futex
+
+import (
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Waiting without a thread per word.
+//
+// A goroutine blocked in Wait holds an OS thread for as long as it sleeps, so
+// a process with a thousand idle rings would run a thousand threads. Watch
+// and Sleep share a few threads among any number of sleeping words instead:
+// on Linux each thread waits on up to 127 words at once (futex_waitv(2),
+// Linux 5.16), on Windows on up to 63 semaphores (WaitForMultipleObjects).
+// Where neither exists, a watch is a goroutine that polls the word, which
+// holds no thread while it sleeps between looks.
+
+// DirectSleepers is how many goroutines of a process may sleep in Sleep on
+// a thread of their own at the same time; further sleepers share the
+// watcher threads. A thread of its own is the shortest path from a wake-up
+// to the goroutine (the kernel wakes the sleeping thread itself), which is
+// what a process waiting on a few rings wants; sharing bounds the threads of
+// a process waiting on thousands.
+const DirectSleepers = 4
+
+var direct atomic.Int32
+
+// Sleep is Wait for callers that may be many, and that another goroutine
+// may need to interrupt: it sleeps on a thread of its own while fewer than
+// DirectSleepers goroutines do, and otherwise through a Watch, which holds
+// no thread of its own. If a is not nil, a.Ring ends the sleep when a's
+// value is no longer av (read with a.Value before the caller's last look at
+// its condition). Its contract is otherwise Wait's.
+func Sleep(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32) error {
+	if timeout <= 0 {
+		return os.ErrDeadlineExceeded
+	}
+	if !manyAvailable || direct.Add(1) <= DirectSleepers {
+		if !manyAvailable {
+			return wait(addr, val, timeout)
+		}
+		defer direct.Add(-1)
+		return waitAlarm(addr, val, timeout, a, av)
+	}
+	direct.Add(-1)
+	s := sleepers.Get().(*sleeper)
+	defer sleepers.Put(s)
+	var alarm chan struct{}
+	if a != nil {
+		alarm = a.c
+		if a.word.Load() != av {
+			return nil
+		}
+	}
+	w := Watch(addr, val, s.fire)
+	var tick <-chan time.Time
+	if timeout < Forever {
+		s.t.Reset(timeout)
+		tick = s.t.C
+		defer s.t.Stop() // since Go 1.23 no stale tick is left in s.t.C
+	}
+	timedOut := false
+	select {
+	case <-s.ch:
+		return nil
+	case <-alarm: // maybe an old ring's: a spurious wake-up, allowed
+	case <-tick:
+		timedOut = true
+	}
+	if !w.Cancel() {
+		<-s.ch // it fired meanwhile: leave the channel empty for the next user
+		return nil
+	}
+	if timedOut {
+		return os.ErrDeadlineExceeded
+	}
+	return nil
+}
+
+// An Alarm ends a Sleep from another goroutine without touching the word
+// slept on: that word may be in shared memory another process has since
+// truncated, where a store would fault. The zero Alarm is not usable: use
+// NewAlarm.
+type Alarm struct {
+	word atomic.Uint32
+	c    chan struct{}
+}
+
+// NewAlarm returns an alarm.
+func NewAlarm() *Alarm { return &Alarm{c: make(chan struct{}, 1)} }
+
+func (a *Alarm) addr() *uint32 { return (*uint32)(unsafe.Pointer(&a.word)) }
+
+// Value returns the alarm's value, for Sleep: a Ring after this call ends
+// the sleep.
+func (a *Alarm) Value() uint32 { return a.word.Load() }
+
+// Ring ends the Sleep given this alarm (if any, and if it began after the
+// Value it was given), and makes the next one return at once.
+func (a *Alarm) Ring() {
+	a.word.Add(1)
+	wakePrivate(a.addr())
+	select {
+	case a.c <- struct{}{}:
+	default:
+	}
+}
+
+// Forever is a timeout that never ends: a Wait or Sleep given it returns
+// only when woken (or spuriously).
+const Forever = time.Duration(1<<63 - 1)
+
+type sleeper struct {
+	ch   chan struct{}
+	t    *time.Timer
+	fire func()
+}
+
+var sleepers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	s := &sleeper{ch: make(chan struct{}, 1), t: t}
+	s.fire = func() {
+		select {
+		case s.ch <- struct{}{}:
+		default:
+		}
+	}
+	return s
+}}
+
+// A Watcher is one word being watched; see Watch.
+type Watcher struct {
+	addr *uint32
+	val  uint32
+	fn   func()
+	watcherImpl
+}
+
+// Watch arranges for one call of fn when *addr no longer holds val, or
+// spuriously (a caller re-checks its condition, as after Wait). It fires at
+// most once. fn runs on the watching thread, with the watch's group locked:
+// it must be quick (a non-blocking channel send) and must not call Watch or
+// Cancel. Cancel the watch before the memory of addr goes away.
+//
+// Watch costs one system call (it wakes the thread that will watch the
+// word) and holds no thread of its own.
+func Watch(addr *uint32, val uint32, fn func()) *Watcher {
+	w := &Watcher{addr: addr, val: val, fn: fn}
+	watch(w)
+	return w
+}
+
+// Cancel stops the watch. It reports whether it stopped it before it
+// fired; either way, once Cancel returns the watch will neither call its
+// function nor look at its word again.
+func (w *Watcher) Cancel() bool {
+	return cancel(w)
+}
+
+// ManyPerThread reports whether Watch shares one thread among many words
+// here (futex_waitv on Linux). Otherwise a watch polls its word, and Sleep
+// waits on a thread of its own (Linux without futex_waitv, Windows) or
+// polls (other systems).
+func ManyPerThread() bool { return manyAvailable }

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package peerwatch
+
+const supported = false
+
+func watch(pid int, fn func()) (func(), error) { return nil, ErrNotSupported }
