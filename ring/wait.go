@@ -7,7 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
-		"sync/atomic"
+	"sync/atomic"
 	"time"
 
 	"github.com/shmring/shmring/internal/cpus"
