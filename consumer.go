@@ -30,7 +30,8 @@ import (
 // its claim is waited for, however long.
 type Consumer struct {
 	c    *ring.Consumer
-	ring *Ring // nil after Close
+	ring *Ring    // nil after Close
+	set  *WaitSet // the set it belongs to, if any
 }
 
 // MaxMessage returns the largest message the ring carries: a buffer of this
@@ -75,6 +76,9 @@ func (c *Consumer) Release() { c.c.Release() }
 func (c *Consumer) Close() error {
 	if c.ring == nil {
 		return nil
+	}
+	if s := c.set; s != nil {
+		s.Remove(c)
 	}
 	err := Guarded(c.c.Close)
 	r := c.ring

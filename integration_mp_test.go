@@ -135,3 +135,12 @@ func TestTruncatedLive(t *testing.T) {
 		}
 	}
 }
+
+// openFilesAllowed returns how many files this process may open.
+func openFilesAllowed() uint64 {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0
+	}
+	return lim.Cur
+}

@@ -6,3 +6,6 @@ func endStream(p *run) bool {
 	p.cmd.Process.Kill()
 	return false
 }
+
+// openFilesAllowed: Windows sets no small limit on open handles.
+func openFilesAllowed() uint64 { return 1 << 24 }

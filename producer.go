@@ -19,7 +19,8 @@ import (
 // every call returns ErrRingRemoved, a blocked one at once.
 type Producer struct {
 	p    *ring.Producer
-	ring *Ring // nil after Close
+	ring *Ring    // nil after Close
+	set  *WaitSet // the set it belongs to, if any
 }
 
 // MaxMessage returns the largest message the ring accepts, in bytes.
@@ -92,6 +93,9 @@ func (p *Producer) Abort() error { return p.p.Abort() }
 func (p *Producer) Close() error {
 	if p.ring == nil {
 		return nil
+	}
+	if s := p.set; s != nil {
+		s.Remove(p)
 	}
 	err := Guarded(p.p.Close)
 	r := p.ring

@@ -318,6 +318,10 @@ func child() int {
 		return createHoldChild()
 	case "attach":
 		return attachChild()
+	case "feeder":
+		return feederChild()
+	case "claim":
+		return claimChild()
 	case "producer":
 		count, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_COUNT"), 10, 64)
 		maxSize, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_MAXSIZE"))

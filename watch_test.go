@@ -1,60 +1,21 @@
+//go:build unix
+
 package shmring_test
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"os"
-	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shmring/shmring"
-	"github.com/shmring/shmring/internal/futex"
-	"github.com/shmring/shmring/internal/peerwatch"
 )
 
 // A sleeper learns of a peer's death as an event, not by looking on a
 // timer: these tests set the liveness interval to an hour, so only the event
 // can end their waits in time.
-
-// attachChild attaches to the ring SHMRING_TEST_NAME as SHMRING_TEST_SIDE
-// (producer or consumer), says "attached", and idles.
-func attachChild() int {
-	r, err := shmring.Open(os.Getenv("SHMRING_TEST_NAME"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	defer r.Close()
-	if os.Getenv("SHMRING_TEST_SIDE") == "consumer" {
-		c, err := r.Consumer()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 2
-		}
-		defer c.Close()
-	} else {
-		p, err := r.Producer()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 2
-		}
-		defer p.Close()
-	}
-	fmt.Println("attached")
-	time.Sleep(time.Minute)
-	return 0
-}
-
-func needWatching(t *testing.T) {
-	t.Helper()
-	if !peerwatch.Supported() || !futex.ManyPerThread() {
-		t.Skipf("%s cannot watch processes and interrupt a sleep (needs Linux 5.16: pidfd and futex_waitv)", runtime.GOOS)
-	}
-}
 
 // TestSleepingConsumerSeesProducerDie: a consumer asleep on an idle ring
 // (end of stream wanted) sees a producer process killed with SIGKILL: its

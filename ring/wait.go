@@ -121,9 +121,10 @@ type waiter struct {
 	// claim that never completes (its producer died, or the memory was
 	// overwritten), so such a sleep ends when the next look is due even
 	// while peers are watched.
-	inFlight func() bool
-	died     atomic.Bool  // a watched peer ended since the last look
-	alarm    *futex.Alarm // ends a sleep: a death, a cancelled context
+	inFlight  func() bool
+	died      atomic.Bool  // a watched peer ended since the last look
+	alarm     *futex.Alarm // ends a sleep: a death, a cancelled context
+	deathHook atomic.Pointer[func()]
 
 	fenceWord atomic.Uint64 // target of fence (atomic.Uint64: aligned on 32-bit too)
 }
@@ -139,6 +140,9 @@ func (w *waiter) watching() bool {
 func (w *waiter) peerDied() {
 	w.died.Store(true)
 	w.alarm.Ring()
+	if fn := w.deathHook.Load(); fn != nil {
+		(*fn)()
+	}
 }
 
 // watchPeers brings the set of watched peers up to date and runs check when

@@ -3,6 +3,7 @@ package futex
 import (
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,6 +136,9 @@ func (g *group) kick() {
 }
 
 func (g *group) loop() {
+	// A watched word may be in a file another process truncates: its
+	// load must fault into a panic that moved reports, not kill us.
+	debug.SetPanicOnFault(true)
 	for {
 		// Leave when empty, under both locks so that watch either
 		// sees the group gone or adds to it before this look.
@@ -170,7 +174,7 @@ func (g *group) loop() {
 			}
 		}
 		for i := 0; i < len(g.ws); {
-			if w := g.ws[i]; atomic.LoadUint32(w.addr) != w.val {
+			if w := g.ws[i]; moved(w) {
 				g.fire(w) // moves the last watcher to i
 				continue
 			}

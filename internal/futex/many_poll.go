@@ -1,6 +1,7 @@
 package futex
 
 import (
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ func watchPolling(w *Watcher) {
 	p := &pollWatch{stop: make(chan struct{})}
 	w.poll = p
 	go func() {
+		debug.SetPanicOnFault(true) // see moved
 		t := time.NewTicker(pollEvery)
 		defer t.Stop()
 		for {
@@ -30,7 +32,7 @@ func watchPolling(w *Watcher) {
 				p.mu.Unlock()
 				return
 			}
-			if atomic.LoadUint32(w.addr) != w.val {
+			if moved(w) {
 				p.fired = true
 				w.fn()
 				p.mu.Unlock()
@@ -54,4 +56,16 @@ func (p *pollWatch) cancel() bool {
 	p.cancelled = true
 	close(p.stop)
 	return true
+}
+
+// moved reports whether w's word no longer holds its value, or can no
+// longer be read (its memory vanished: a truncated file, with
+// debug.SetPanicOnFault set by the caller), which its owner must learn too.
+func moved(w *Watcher) (yes bool) {
+	defer func() {
+		if recover() != nil {
+			yes = true
+		}
+	}()
+	return atomic.LoadUint32(w.addr) != w.val
 }

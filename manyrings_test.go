@@ -1,0 +1,422 @@
+package shmring_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shmring/shmring"
+	"github.com/shmring/shmring/internal/futex"
+	"github.com/shmring/shmring/internal/peerwatch"
+)
+
+// Waiting on many rings with real processes: a consumer process serving a
+// thousand rings fed at random by eight producer processes, and peers that
+// die while the waiter sleeps.
+
+// attachChild attaches to the ring SHMRING_TEST_NAME as SHMRING_TEST_SIDE
+// (producer or consumer), says "attached", and idles.
+func attachChild() int {
+	r, err := shmring.Open(os.Getenv("SHMRING_TEST_NAME"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer r.Close()
+	if os.Getenv("SHMRING_TEST_SIDE") == "consumer" {
+		c, err := r.Consumer()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer c.Close()
+	} else {
+		p, err := r.Producer()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer p.Close()
+	}
+	fmt.Println("attached")
+	time.Sleep(time.Minute)
+	return 0
+}
+
+func needWatching(t *testing.T) {
+	t.Helper()
+	if !peerwatch.Supported() || !futex.ManyPerThread() {
+		t.Skipf("%s cannot watch processes and interrupt a sleep (needs Linux 5.16: pidfd and futex_waitv)", runtime.GOOS)
+	}
+}
+
+// threadCount returns this process's OS threads, or -1 where /proc does not
+// say.
+func threadCount() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for line := range bytes.Lines(b) {
+		if v, ok := bytes.CutPrefix(line, []byte("Threads:")); ok {
+			if n, err := strconv.Atoi(string(bytes.TrimSpace(v))); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+// feederChild opens the rings SHMRING_TEST_PREFIX0..N-1 and sends
+// SHMRING_TEST_COUNT messages to rings chosen at random; each message says
+// who sent it, to which ring, and its number among this sender's messages
+// to that ring.
+func feederChild() int {
+	prefix := os.Getenv("SHMRING_TEST_PREFIX")
+	n, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_RINGS"))
+	count, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_COUNT"))
+	id, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_ID"))
+	ps := make([]*shmring.Producer, n)
+	for i := range ps {
+		r, err := shmring.Open(fmt.Sprint(prefix, i))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer r.Close()
+		if ps[i], err = r.Producer(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer ps[i].Close()
+	}
+	fmt.Println("attached")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	seqs := make([]uint64, n)
+	rnd := rand.New(rand.NewPCG(uint64(id), 1))
+	msg := make([]byte, 24)
+	for range count {
+		i := rnd.IntN(n)
+		binary.LittleEndian.PutUint64(msg[0:], uint64(id))
+		binary.LittleEndian.PutUint64(msg[8:], uint64(i))
+		binary.LittleEndian.PutUint64(msg[16:], seqs[i])
+		seqs[i]++
+		if err := ps[i].Send(ctx, msg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if rnd.IntN(64) == 0 {
+			time.Sleep(100 * time.Microsecond) // let rings go idle now and then
+		}
+	}
+	return 0
+}
+
+// TestManyRingsManyProducers: one consumer process waits on 1000 rings
+// while 8 producer processes send into them at random. Every message must
+// arrive, in order per producer and ring, and the process must not run a
+// thread per ring: at most GOMAXPROCS + 16 threads, whether it waits with a
+// WaitSet or with a goroutine blocked in Recv per ring.
+func TestManyRingsManyProducers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1000 rings and 8 processes: not in -short")
+	}
+	const rings, feeders, count = 1000, 8, 3000
+	if n := openFilesAllowed(); n < 2*rings+200 {
+		t.Skipf("%d open files allowed, the test needs about %d", n, 2*rings+200)
+	}
+	for _, mode := range []string{"WaitSet", "goroutines"} {
+		t.Run(mode, func(t *testing.T) {
+			prefix := ringName(t) + "-"
+			cs := make([]*shmring.Consumer, rings)
+			for i := range cs {
+				name := fmt.Sprint(prefix, i)
+				r, err := shmring.Create(name, shmring.WithCapacity(4096), shmring.WithMultiProducer(), shmring.WithSlots(feeders), shmring.WithEOF(false))
+				skipUnsupported(t, err)
+				t.Cleanup(func() { r.Close(); shmring.Remove(name) })
+				if cs[i], err = r.Consumer(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { cs[i].Close() })
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cmds []*exec.Cmd
+			for id := range feeders {
+				cmd := execChild(exe, "feeder", "SHMRING_TEST_PREFIX="+prefix, fmt.Sprint("SHMRING_TEST_RINGS=", rings),
+					fmt.Sprint("SHMRING_TEST_COUNT=", count), fmt.Sprint("SHMRING_TEST_ID=", id))
+				var stderr strings.Builder
+				cmd.Stderr = &stderr
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() {
+					cmd.Process.Kill()
+					cmd.Wait()
+					if s := stderr.String(); s != "" {
+						t.Logf("feeder %d: %s", id, s)
+					}
+				})
+				cmds = append(cmds, cmd)
+			}
+			next := make([][]uint64, feeders) // next[id][ring]
+			for i := range next {
+				next[i] = make([]uint64, rings)
+			}
+			check := func(ring int, msg []byte) error {
+				id, to, seq := binary.LittleEndian.Uint64(msg), binary.LittleEndian.Uint64(msg[8:]), binary.LittleEndian.Uint64(msg[16:])
+				if len(msg) != 24 || id >= feeders || to != uint64(ring) {
+					return fmt.Errorf("ring %d: message %x", ring, msg)
+				}
+				if want := next[id][ring]; seq != want {
+					return fmt.Errorf("ring %d: producer %d's message %d, want %d", ring, id, seq, want)
+				}
+				next[id][ring]++
+				return nil
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			peak := 0
+			total := 0
+			if mode == "WaitSet" {
+				total, peak = serveWithSet(t, ctx, cs, feeders*count, check)
+			} else {
+				total, peak = serveWithGoroutines(t, ctx, cs, feeders*count, check)
+			}
+			for i, cmd := range cmds {
+				if err := cmd.Wait(); err != nil {
+					t.Errorf("feeder %d: %v", i, err)
+				}
+			}
+			if total != feeders*count {
+				t.Fatalf("%d messages received, want %d", total, feeders*count)
+			}
+			if futex.ManyPerThread() && peak >= 0 {
+				if limit := runtime.GOMAXPROCS(0) + 16; peak > limit {
+					t.Errorf("peak of %d threads waiting on %d rings, want at most %d", peak, rings, limit)
+				}
+			}
+			t.Logf("%d messages from %d processes into %d rings; peak %d threads (GOMAXPROCS %d)", total, feeders, rings, peak, runtime.GOMAXPROCS(0))
+		})
+	}
+}
+
+func serveWithSet(t *testing.T, ctx context.Context, cs []*shmring.Consumer, want int, check func(int, []byte) error) (total, peak int) {
+	set := shmring.NewWaitSet()
+	defer set.Close()
+	index := map[*shmring.Consumer]int{}
+	for i, c := range cs {
+		index[c] = i
+		if err := set.AddConsumer(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 64)
+	var ready []shmring.Ready
+	for waits := 0; total < want; waits++ {
+		var err error
+		ready, err = set.Wait(ctx, ready[:0])
+		if err != nil {
+			t.Fatalf("Wait after %d messages: %v", total, err)
+		}
+		for _, r := range ready {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			for {
+				n, err := r.Consumer.TryRecv(buf)
+				if errors.Is(err, shmring.ErrEmpty) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := check(index[r.Consumer], buf[:n]); err != nil {
+					t.Fatal(err)
+				}
+				total++
+			}
+		}
+		if waits%64 == 0 {
+			peak = max(peak, threadCount())
+		}
+	}
+	return total, max(peak, threadCount())
+}
+
+func serveWithGoroutines(t *testing.T, ctx context.Context, cs []*shmring.Consumer, want int, check func(int, []byte) error) (total, peak int) {
+	type got struct {
+		ring int
+		msg  []byte
+		err  error
+	}
+	ch := make(chan got, 1024)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	for i, c := range cs {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				buf := make([]byte, 64)
+				n, err := c.Recv(ctx, buf)
+				if ctx.Err() != nil {
+					return
+				}
+				ch <- got{i, buf[:n], err}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for total < want {
+		select {
+		case g := <-ch:
+			if g.err != nil {
+				t.Fatal(g.err)
+			}
+			if err := check(g.ring, g.msg); err != nil {
+				t.Fatal(err)
+			}
+			total++
+		case <-tick.C:
+			peak = max(peak, threadCount())
+		case <-ctx.Done():
+			t.Fatalf("%d messages of %d after %v", total, want, ctx.Err())
+		}
+	}
+	peak = max(peak, threadCount())
+	cancel()
+	for range cs {
+		<-done
+	}
+	return total, peak
+}
+
+// claimChild attaches a producer to the ring SHMRING_TEST_NAME, reserves
+// room for a message it never commits, says "claimed", and idles.
+func claimChild() int {
+	r, err := shmring.Open(os.Getenv("SHMRING_TEST_NAME"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	p, err := r.Producer()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if _, err := p.TryReserve(8); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	fmt.Println("claimed")
+	time.Sleep(time.Minute)
+	return 0
+}
+
+// TestWaitSetPeerDeath: peers die while a WaitSet sleeps on many rings, and
+// the liveness interval is an hour, so only the death event can wake it in
+// time. A producer process killed holding a claim at the head of one ring
+// is recovered (the message committed behind its claim is delivered); a
+// consumer process killed is reported to the producer waiting for room.
+func TestWaitSetPeerDeath(t *testing.T) {
+	needWatching(t)
+	t.Run("producer", func(t *testing.T) {
+		set := shmring.NewWaitSet()
+		defer set.Close()
+		var names []string
+		var ps []*shmring.Producer
+		var cs []*shmring.Consumer
+		for range 20 {
+			name := ringName(t)
+			r, err := shmring.Create(name, shmring.WithCapacity(4096), shmring.WithMultiProducer(), shmring.WithLiveness(time.Hour), shmring.WithEOF(false))
+			skipUnsupported(t, err)
+			t.Cleanup(func() { r.Close() })
+			p, c := pairOf(t, r)
+			set.AddConsumer(c)
+			names, ps, cs = append(names, name), append(ps, p), append(cs, c)
+		}
+		cmd, lines, stderr := childLines(t, "claim", "SHMRING_TEST_NAME="+names[7])
+		if l := nextLine(t, lines, stderr); l != "claimed" {
+			t.Fatalf("child: %q", l)
+		}
+		if err := ps[7].TrySend([]byte("behind the dead claim")); err != nil {
+			t.Fatal(err)
+		}
+		if ready, err := waitFor(t, set, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("a live claim at the head: got %v, %v; want a timeout", ready, err)
+		}
+		cmd.Process.Kill()
+		start := time.Now()
+		ready, err := waitFor(t, set, 30*time.Second)
+		if err != nil || len(ready) != 1 || ready[0].Consumer != cs[7] || ready[0].Err != nil {
+			t.Fatalf("after the claimant was killed: got %v, %v; want consumer 7", ready, err)
+		}
+		buf := make([]byte, 64)
+		n, err := cs[7].TryRecv(buf)
+		if err != nil || string(buf[:n]) != "behind the dead claim" {
+			t.Fatalf("TryRecv: %q, %v", buf[:n], err)
+		}
+		t.Logf("recovered %v after the kill", time.Since(start))
+	})
+	t.Run("consumer", func(t *testing.T) {
+		set := shmring.NewWaitSet()
+		defer set.Close()
+		var target *shmring.Producer
+		var cmd *exec.Cmd
+		for i := range 5 {
+			name := ringName(t)
+			r, err := shmring.Create(name, shmring.WithCapacity(4096), shmring.WithLiveness(time.Hour))
+			skipUnsupported(t, err)
+			t.Cleanup(func() { r.Close() })
+			p, err := r.Producer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { p.Close() })
+			if i == 2 {
+				var lines <-chan string
+				var stderr *strings.Builder
+				cmd, lines, stderr = childLines(t, "attach", "SHMRING_TEST_NAME="+name, "SHMRING_TEST_SIDE=consumer")
+				if l := nextLine(t, lines, stderr); l != "attached" {
+					t.Fatalf("child: %q", l)
+				}
+				target = p
+			} else {
+				c, err := r.Consumer()
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+			}
+			for p.TrySend(make([]byte, 100)) == nil {
+			}
+			set.AddProducer(p, 100)
+		}
+		if ready, err := waitFor(t, set, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("full rings, live consumers: got %v, %v; want a timeout", ready, err)
+		}
+		cmd.Process.Kill()
+		ready, err := waitFor(t, set, 30*time.Second)
+		if err != nil || len(ready) != 1 || ready[0].Producer != target || !errors.Is(ready[0].Err, shmring.ErrConsumerDead) {
+			t.Fatalf("after the consumer was killed: got %v, %v; want producer 2 with ErrConsumerDead", ready, err)
+		}
+	})
+}
