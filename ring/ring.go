@@ -163,11 +163,15 @@ func attach(mem []byte, l Locker, rounded bool) (*Ring, error) {
 	if m != Magic {
 		return nil, fmt.Errorf("%w: %#016x", ErrBadMagic, m)
 	}
-	if v := atomic.LoadUint32(r.u32(offVersion)); v != Version {
-		return nil, fmt.Errorf("%w: version %d, this package reads version %d", ErrVersion, v, Version)
-	}
+	// The init word before the version: a creator stores the magic
+	// number, then the other fields, then the init word; the version read
+	// before the init word may not be written yet (seen: a producer
+	// refused a ring being created, "version 0").
 	if s := atomic.LoadUint32(r.u32(offInit)); s != InitComplete {
 		return nil, fmt.Errorf("%w: init word %#x", ErrNotReady, s)
+	}
+	if v := atomic.LoadUint32(r.u32(offVersion)); v != Version {
+		return nil, fmt.Errorf("%w: version %d, this package reads version %d", ErrVersion, v, Version)
 	}
 	if h := atomic.LoadUint32(r.u32(offHeaderSize)); h != HeaderSize {
 		return nil, fmt.Errorf("%w: header size %d, want %d", ErrBadHeader, h, HeaderSize)
