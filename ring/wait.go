@@ -403,5 +403,10 @@ func (w *waiter) park(ctx context.Context, d doorbell, try func() (bool, error))
 			// for as long as the wait lasts: end the call instead.
 			return fmt.Errorf("ring: sleeping on a doorbell: %w", err)
 		}
+		// Woken, most likely by what we wait for: look before arming
+		// again, which costs a fence across processes.
+		if ok, err := try(); ok || err != nil {
+			return err
+		}
 	}
 }

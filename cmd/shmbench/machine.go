@@ -57,7 +57,7 @@ func printTable(w io.Writer, m machine, rs []result) {
 		cond += fmt.Sprintf(", %d busy threads beside each case", m.Load)
 	}
 	fmt.Fprintf(w, "%s, %d CPUs, %s %s/%s, %s, %s; %s\n\n", m.CPUModel, m.CPUs, m.OS, m.Kernel, m.Arch, m.Go, m.Date, cond)
-	fmt.Fprintf(w, "%-9s %-13s %-11s %7s %3s %14s %10s %10s %10s %10s %10s %7s\n",
+	fmt.Fprintf(w, "%-9s %-15s %-11s %7s %3s %14s %10s %10s %10s %10s %10s %7s\n",
 		"pattern", "transport", "wait", "size", "n", "msgs/s", "MB/s", "p50", "p99", "p99.9", "max", "cpu-s")
 	for _, r := range rs {
 		lat := func(ns int64) string {
@@ -66,8 +66,15 @@ func printTable(w io.Writer, m machine, rs []result) {
 			}
 			return time.Duration(ns).String()
 		}
-		fmt.Fprintf(w, "%-9s %-13s %-11s %7d %3d %14.0f %10.1f %10s %10s %10s %10s %7.2f\n",
+		extra := ""
+		if r.Rings > 0 && r.IdleWakeupsPerSec != nil {
+			extra = fmt.Sprintf("  rings %d, threads %d, idle wake-ups %.1f/s", r.Rings, r.Threads, *r.IdleWakeupsPerSec)
+			if r.BaselineWakeupsPerSec != nil {
+				extra += fmt.Sprintf(" (%.1f/s before any ring)", *r.BaselineWakeupsPerSec)
+			}
+		}
+		fmt.Fprintf(w, "%-9s %-15s %-11s %7d %3d %14.0f %10.1f %10s %10s %10s %10s %7.2f%s\n",
 			r.Pattern, r.Transport, r.Wait, r.Size, r.Producers, r.MsgsPerSec, r.MBPerSec,
-			lat(r.LatencyNs.P50), lat(r.LatencyNs.P99), lat(r.LatencyNs.P999), lat(r.LatencyNs.Max), r.CPUSeconds)
+			lat(r.LatencyNs.P50), lat(r.LatencyNs.P99), lat(r.LatencyNs.P999), lat(r.LatencyNs.Max), r.CPUSeconds, extra)
 	}
 }

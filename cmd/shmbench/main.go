@@ -9,14 +9,23 @@
 //   - pingpong: one message in flight, echoed by the peer; round-trip latency;
 //   - lowrate: the peer sends -rate messages per second; one-way latency,
 //     which includes waking a receiver that went to sleep;
-//   - mpsc: -producers peers send at once into one receiver; throughput.
+//   - mpsc: -producers peers send at once into one receiver; throughput;
+//   - manyrings: one process waits on -rings rings (default 1000), one peer
+//     holds the other ends; the JSON row adds threads (the waiting
+//     process's peak OS threads) and idle_wakeups_per_sec (its context
+//     switches per second while nothing is sent), latency_ns is the one-way
+//     latency of -rate messages per second into random rings, and
+//     msgs_per_sec the rate of a stream into one ring while the others
+//     idle (see manyrings.go). Not in the default -patterns.
 //
 // Contention, a condition of the whole run: -cpus N confines every process
 // of every case to N CPUs (as a 1-CPU container would), and -load N runs N
 // busy threads beside each case (busy neighbours). The JSON's machine object
 // records both (cpus_limit, cpu_set, load).
 //
-// Transports: shmring (once per -waits policy: "spin" never sleeps,
+// Transports: shmring-waitset (manyrings only: the waiting process serves
+// every ring from one WaitSet; shmring there is a goroutine per ring in
+// Recv), shmring (once per -waits policy: "spin" never sleeps,
 // "default" is the library's default, "park" sleeps after 64 polls, "spin=20us"
 // polls that long before it sleeps), shmring-batch (the same, the sender
 // collecting up to 16 KiB of messages and sending them with SendBatch when
@@ -54,6 +63,9 @@ func main() {
 	if env := os.Getenv(peerEnv); env != "" {
 		os.Exit(peerMain(env))
 	}
+	if env := os.Getenv(manyWaiterEnv); env != "" {
+		os.Exit(manyWaiterMain(env))
+	}
 	if n, err := strconv.Atoi(os.Getenv(loadEnv)); err == nil && n > 0 {
 		os.Exit(loadMain(n))
 	}
@@ -67,18 +79,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		asJSON     = fs.Bool("json", false, "print one JSON object instead of a table")
 		duration   = fs.Duration("duration", 2*time.Second, "how long each case runs")
 		sizes      = fs.String("sizes", "64,1024,65536", "message `SIZES`, comma-separated (at least 32 bytes each; KiB and MiB suffixes work)")
-		transports = fs.String("transports", "shmring,shmring-batch,uds,uds-buffered,pipe,tcp", "`TRANSPORTS` to compare")
+		transports = fs.String("transports", "shmring,shmring-waitset,shmring-batch,uds,uds-buffered,pipe,tcp", "`TRANSPORTS` to compare (not every pattern has every transport)")
 		patterns   = fs.String("patterns", "stream,pingpong,lowrate,mpsc", "`PATTERNS` to run")
 		waits      = fs.String("waits", "spin,default", "shmring wait `POLICIES`: spin, default, park, spin=DURATION")
 		producers  = fs.Int("producers", 4, "peers sending at once in the mpsc pattern")
-		rate       = fs.Float64("rate", 1000, "messages per second in the lowrate pattern")
+		rate       = fs.Float64("rate", 1000, "messages per second in the lowrate and manyrings patterns")
+		rings      = fs.Int("rings", 1000, "rings (or sockets) waited on in the manyrings pattern")
 		cpus       = fs.Int("cpus", 0, "confine every process of every case to `N` CPUs (the first N this process may use); 0: no limit")
 		load       = fs.Int("load", 0, "run `N` busy threads at normal priority during each case, on the same CPUs")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cases, err := plan(*patterns, *transports, *waits, *sizes, *producers, *rate, *duration)
+	cases, err := plan(*patterns, *transports, *waits, *sizes, *producers, *rings, *rate, *duration)
 	if err != nil || fs.NArg() > 0 {
 		if err == nil {
 			err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -138,9 +151,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // plan lists the cases the flags ask for, checking each value.
-func plan(patterns, transports, waits, sizes string, producers int, rate float64, d time.Duration) ([]spec, error) {
-	if d <= 0 || producers < 1 || producers > 64 || rate <= 0 {
-		return nil, errors.New("-duration and -rate must be positive, -producers 1 to 64")
+func plan(patterns, transports, waits, sizes string, producers, rings int, rate float64, d time.Duration) ([]spec, error) {
+	if d <= 0 || producers < 1 || producers > 64 || rate <= 0 || rings < 1 || rings > 100000 {
+		return nil, errors.New("-duration and -rate must be positive, -producers 1 to 64, -rings 1 to 100000")
 	}
 	var sz []int
 	for _, f := range strings.Split(sizes, ",") {
@@ -160,15 +173,18 @@ func plan(patterns, transports, waits, sizes string, producers int, rate float64
 	var cases []spec
 	for _, p := range strings.Split(patterns, ",") {
 		switch p {
-		case "stream", "pingpong", "lowrate", "mpsc":
+		case "stream", "pingpong", "lowrate", "mpsc", "manyrings":
 		default:
-			return nil, fmt.Errorf("unknown pattern %q (stream, pingpong, lowrate, mpsc)", p)
+			return nil, fmt.Errorf("unknown pattern %q (stream, pingpong, lowrate, mpsc, manyrings)", p)
 		}
 		for _, t := range strings.Split(transports, ",") {
 			switch t {
-			case "shmring", "shmring-batch", "uds", "uds-buffered", "pipe", "tcp":
+			case "shmring", "shmring-waitset", "shmring-batch", "uds", "uds-buffered", "pipe", "tcp":
 			default:
-				return nil, fmt.Errorf("unknown transport %q (shmring, shmring-batch, uds, uds-buffered, pipe, tcp)", t)
+				return nil, fmt.Errorf("unknown transport %q (shmring, shmring-waitset, shmring-batch, uds, uds-buffered, pipe, tcp)", t)
+			}
+			if (p == "manyrings") != (t == "shmring-waitset") && (p != "manyrings" || (t != "shmring" && t != "uds")) {
+				continue // manyrings compares shmring, shmring-waitset and uds; only manyrings has shmring-waitset
 			}
 			tw := []string{""}
 			if strings.HasPrefix(t, "shmring") {
@@ -179,6 +195,9 @@ func plan(patterns, transports, waits, sizes string, producers int, rate float64
 					s := spec{Pattern: p, Transport: t, Wait: w, Size: n, Producers: 1, Duration: d, Rate: rate}
 					if p == "mpsc" {
 						s.Producers = producers
+					}
+					if p == "manyrings" {
+						s.Rings = rings
 					}
 					cases = append(cases, s)
 				}
@@ -195,6 +214,9 @@ func runLoaded(s spec, load int) (result, error) {
 		return result{}, fmt.Errorf("starting %d busy threads: %w", load, err)
 	}
 	defer stop()
+	if s.Pattern == "manyrings" {
+		return manyRings(s)
+	}
 	return runCase(s)
 }
 
@@ -284,6 +306,15 @@ func peerMain(env string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.Duration+time.Minute)
 	defer cancel()
+	if s.Pattern == "manyrings" {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*s.Duration+time.Minute)
+		defer cancel()
+		if err := manyPeer(ctx, s); err != nil {
+			fmt.Fprintf(os.Stderr, "shmbench peer: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	c, err := dial(ctx, s)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "shmbench peer %d: %v\n", s.ID, err)

@@ -16,6 +16,9 @@ func TestMain(m *testing.M) {
 	if env := os.Getenv(peerEnv); env != "" {
 		os.Exit(peerMain(env))
 	}
+	if env := os.Getenv(manyWaiterEnv); env != "" {
+		os.Exit(manyWaiterMain(env))
+	}
 	// A race-enabled peer otherwise waits a second at exit, in every case.
 	os.Setenv("GORACE", "atexit_sleep_ms=0 "+os.Getenv("GORACE"))
 	os.Exit(m.Run())

@@ -23,6 +23,7 @@ type spec struct {
 	Addr      string        `json:"addr"`  // socket path, TCP address, or ring name
 	Addr2     string        `json:"addr2"` // the ring of requests, for pingpong over shmring
 	ID        int           `json:"id"`
+	Rings     int           `json:"rings,omitempty"` // manyrings
 }
 
 const peerEnv = "SHMBENCH_PEER"
@@ -48,6 +49,13 @@ type result struct {
 	MBPerSec   float64        `json:"mb_per_sec"`
 	CPUSeconds float64        `json:"cpu_seconds"`
 	LatencyNs  stream.Latency `json:"latency_ns"`
+	// manyrings only: the rings waited on, the waiting process's peak OS
+	// threads, its context switches per second while idle, and the same
+	// before it had any ring or socket (the Go runtime's own).
+	Rings                 int      `json:"rings,omitempty"`
+	Threads               int      `json:"threads,omitempty"`
+	IdleWakeupsPerSec     *float64 `json:"idle_wakeups_per_sec,omitempty"`
+	BaselineWakeupsPerSec *float64 `json:"baseline_wakeups_per_sec,omitempty"`
 }
 
 // Messages: word 0 and the last word hold the sequence number, word 1 the

@@ -24,7 +24,7 @@ import (
 // to the goroutine (the kernel wakes the sleeping thread itself), which is
 // what a process waiting on a few rings wants; sharing bounds the threads of
 // a process waiting on thousands.
-const DirectSleepers = 4
+const DirectSleepers = 2
 
 var direct atomic.Int32
 

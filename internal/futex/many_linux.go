@@ -3,6 +3,7 @@ package futex
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -163,25 +164,45 @@ func (g *group) loop() {
 		}
 		g.mu.Unlock()
 
-		r, _, errno := unix.Syscall6(unix.SYS_FUTEX_WAITV, uintptr(unsafe.Pointer(&g.vec[0])), uintptr(1+n), 0, 0, 0, 0)
+		r, errno := blockingSyscall6(unix.SYS_FUTEX_WAITV, uintptr(unsafe.Pointer(&g.vec[0])), uintptr(1+n), 0, 0, 0, 0)
 
 		g.mu.Lock()
+		fired := 0
 		if errno == 0 && r >= 1 && int(r) <= n {
 			// Woken on this word: fire it even if the word looks
 			// unchanged (a wake-up is a reason to look).
 			if w := g.built[r-1]; !w.done {
 				g.fire(w)
+				fired++
 			}
 		}
-		for i := 0; i < len(g.ws); {
-			if w := g.ws[i]; moved(w) {
-				g.fire(w) // moves the last watcher to i
-				continue
+		if errno != 0 || r == 0 {
+			// Not woken on one word (a word had moved before the
+			// call, a control kick, a fault): look at every word. A
+			// wake-up on one word needs no such look: a word that
+			// moves while the thread is away from the kernel is seen
+			// by the next call, which returns at once. (The look
+			// costs a cache miss or two per word, in other processes'
+			// mappings, on the path of the wake-up.)
+			for i := 0; i < len(g.ws); {
+				if w := g.ws[i]; moved(w) {
+					g.fire(w) // moves the last watcher to i
+					fired++
+					continue
+				}
+				i++
 			}
-			i++
 		}
 		clear(g.built[:n])
 		g.mu.Unlock()
+		if fired > 0 {
+			// The goroutines just readied wait in this P's run queue,
+			// and this goroutine is about to block in a system call
+			// still holding that P: until the runtime takes it back
+			// (up to milliseconds when idle), they would not run.
+			// Give them the P now.
+			runtime.Gosched()
+		}
 		switch errno {
 		case 0, unix.EAGAIN, unix.EINTR, unix.EFAULT, unix.ETIMEDOUT:
 		default:
