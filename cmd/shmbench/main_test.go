@@ -131,6 +131,34 @@ func TestContention(t *testing.T) {
 	}
 }
 
+// TestManyRingsPattern runs manyrings over 50 rings with each receiver, and
+// checks the row: the waiting process's threads and idle wake-ups, the
+// latency of the messages sent at random, and the stream into one ring.
+func TestManyRingsPattern(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skipf("named rings live in /dev/shm; %s is not measured", runtime.GOOS)
+	}
+	doc := runJSON(t, "-json", "-patterns", "manyrings", "-rings", "50", "-duration", "100ms", "-rate", "2000", "-sizes", "64", "-waits", "default")
+	if len(doc.Results) != 3 {
+		t.Fatalf("%d results, want shmring, shmring-waitset and uds: %+v", len(doc.Results), doc.Results)
+	}
+	for _, r := range doc.Results {
+		if r.Pattern != "manyrings" || r.Rings != 50 || r.Threads < 1 || r.IdleWakeupsPerSec == nil || r.BaselineWakeupsPerSec == nil {
+			t.Errorf("%s: %+v", r.Transport, r)
+		}
+		if r.Messages < 150 || r.Messages > 200 || r.LatencyNs.P50 <= 0 || r.LatencyNs.Max < r.LatencyNs.P50 {
+			t.Errorf("%s: %d messages at 2000/s for 100 ms, latency %+v", r.Transport, r.Messages, r.LatencyNs)
+		}
+		if r.MsgsPerSec <= 0 || r.CPUSeconds <= 0 {
+			t.Errorf("%s: stream %.0f msgs/s, %.2f CPU-s", r.Transport, r.MsgsPerSec, r.CPUSeconds)
+		}
+	}
+	var out, errs bytes.Buffer
+	if code := run([]string{"-patterns", "manyrings", "-rings", "0"}, &out, &errs); code != 2 {
+		t.Errorf("-rings 0: exit %d, want 2", code)
+	}
+}
+
 // runJSON runs shmbench with args and decodes its JSON.
 func runJSON(t *testing.T, args ...string) (doc struct {
 	Machine machine  `json:"machine"`
