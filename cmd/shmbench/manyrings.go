@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shmring/shmring"
+	"github.com/shmring/shmring/internal/osthreads"
 	"github.com/shmring/shmring/internal/stream"
 )
 
@@ -222,7 +222,7 @@ func manyWait(s spec) (result, error) {
 	cpu := selfCPU() - cpu0 + (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	res := result{Transport: s.Transport, Wait: s.Wait, Pattern: s.Pattern, Size: s.Size, Producers: 1,
 		Messages: m.lowrate.Load(), Seconds: s.Duration.Seconds(), CPUSeconds: cpu,
-		Rings: s.Rings, Threads: threadCount(), IdleWakeupsPerSec: &idle, BaselineWakeupsPerSec: &base}
+		Rings: s.Rings, Threads: osthreads.Count(), IdleWakeupsPerSec: &idle, BaselineWakeupsPerSec: &base}
 	if secs := float64(m.last.Load()-m.first.Load()) / 1e9; secs > 0 {
 		res.MsgsPerSec = float64(m.streamed.Load()) / secs
 		res.MBPerSec = res.MsgsPerSec * float64(s.Size) / 1e6
@@ -444,21 +444,4 @@ func contextSwitches() int64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return int64(ru.Nvcsw) + int64(ru.Nivcsw)
-}
-
-// threadCount is this process's number of OS threads (Linux), or -1. Go
-// does not end its threads, so at the end of a case it is the peak.
-func threadCount() int {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
-			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-				return n
-			}
-		}
-	}
-	return -1
 }

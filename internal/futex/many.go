@@ -19,8 +19,8 @@ import (
 // holds no thread while it sleeps between looks.
 
 // DirectSleepers is how many goroutines of a process may sleep in Sleep on
-// a thread of their own at the same time; further sleepers share the
-// watcher threads. A thread of its own is the shortest path from a wake-up
+// a thread of their own at the same time on Linux; further sleepers share
+// the watcher threads. (On Windows every sleeper shares them.) A thread of its own is the shortest path from a wake-up
 // to the goroutine (the kernel wakes the sleeping thread itself), which is
 // what a process waiting on a few rings wants; sharing bounds the threads of
 // a process waiting on thousands.
@@ -38,7 +38,7 @@ func Sleep(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32)
 	if timeout <= 0 {
 		return os.ErrDeadlineExceeded
 	}
-	if !manyAvailable || direct.Add(1) <= DirectSleepers {
+	if !manyAvailable || direct.Add(1) <= directLimit {
 		if !manyAvailable {
 			return wait(addr, val, timeout)
 		}
@@ -162,7 +162,13 @@ func (w *Watcher) Cancel() bool {
 }
 
 // ManyPerThread reports whether Watch shares one thread among many words
-// here (futex_waitv on Linux). Otherwise a watch polls its word, and Sleep
-// waits on a thread of its own (Linux without futex_waitv, Windows) or
-// polls (other systems).
+// here (futex_waitv on Linux 5.16 and later, WaitForMultipleObjects on
+// Windows), and whether Sleep honours alarms. Otherwise a watch polls its
+// word, and Sleep waits on a thread of its own (Linux before 5.16) or polls
+// (other systems), ignoring alarms.
 func ManyPerThread() bool { return manyAvailable }
+
+// WordsPerThread is how many words one shared thread watches: 127 on Linux
+// (futex_waitv takes 128, one is the thread's own), 63 on Windows
+// (WaitForMultipleObjects takes 64).
+const WordsPerThread = groupSize

@@ -3,9 +3,6 @@ package futex
 import (
 	"fmt"
 	"os"
-	"runtime"
-	"runtime/debug"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -39,177 +36,53 @@ var manyAvailable = func() bool {
 	return errno == unix.EINVAL
 }()
 
-// A group is one thread (a goroutine blocked in futex_waitv) watching up to
-// groupSize words. Adding a word wakes it through its control word ctl, a
-// private futex, so that it rebuilds its vector; cancelling does not (a
-// cancelled word left in the kernel's vector can only cause a spurious
-// wake-up, or EFAULT if its memory went away, and either makes the thread
-// rebuild). A group whose last word is cancelled is woken so that its
-// goroutine ends.
-type group struct {
-	mu  sync.Mutex
+// groupSys is a Linux group's control word, a private futex bumped to kick
+// the thread, and the vector it waits on.
+type groupSys struct {
 	ctl uint32
-	ws  []*Watcher
-
-	vec   [futexWaitvMax]waitv // owned by loop
-	built [groupSize]*Watcher  // the watchers vec[1:] was built from
+	vec [futexWaitvMax]waitv
 }
 
-// watcherImpl is a Watcher's place in a group.
-type watcherImpl struct {
-	g    *group     // the thread watching it
-	i    int        // its index in g.ws
-	done bool       // fired or cancelled (guarded by g.mu)
-	poll *pollWatch // without futex_waitv: the word is polled
+// watcherSys: nothing per watcher on Linux.
+type watcherSys struct{}
+
+func (w *Watcher) prepare() bool { return true }
+func (w *Watcher) release()      { w.sys = watcherSys{} }
+
+func (s *groupSys) init() bool         { return true }
+func (s *groupSys) close()             {}
+func (s *groupSys) removed(w *Watcher) {}
+func (s *groupSys) waited()            {}
+
+func (s *groupSys) kick() {
+	atomic.AddUint32(&s.ctl, 1)
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&s.ctl)), futexWakePriv, 1, 0, 0, 0)
 }
 
-var pool struct {
-	mu     sync.Mutex
-	groups []*group
-}
-
-func watch(w *Watcher) {
-	if !manyAvailable {
-		watchPolling(w)
-		return
+func (s *groupSys) build(ws []*Watcher) {
+	s.vec[0] = waitv{val: uint64(atomic.LoadUint32(&s.ctl)), uaddr: uint64(uintptr(unsafe.Pointer(&s.ctl))), flags: futex2SizeU32 | futex2Private}
+	for i, w := range ws {
+		s.vec[1+i] = waitv{val: uint64(w.val), uaddr: uint64(uintptr(unsafe.Pointer(w.addr))), flags: futex2SizeU32}
 	}
-	pool.mu.Lock()
-	var g *group
-	for _, h := range pool.groups {
-		h.mu.Lock()
-		if len(h.ws) < groupSize {
-			g = h
-			break
-		}
-		h.mu.Unlock()
-	}
-	if g == nil {
-		g = &group{}
-		pool.groups = append(pool.groups, g)
-		go g.loop()
-		g.mu.Lock()
-	}
-	w.g, w.i = g, len(g.ws)
-	g.ws = append(g.ws, w)
-	g.mu.Unlock()
-	pool.mu.Unlock()
-	g.kick()
 }
 
-func cancel(w *Watcher) bool {
-	if w.poll != nil {
-		return w.poll.cancel()
+// wait blocks in futex_waitv on the control word and n words, giving up
+// the P (see blockingSyscall6). It returns the index of the word it was
+// woken on, or -1 and scan true when every word must be looked at.
+func (s *groupSys) wait(n int) (woken int, scan bool) {
+	r, errno := blockingSyscall6(unix.SYS_FUTEX_WAITV, uintptr(unsafe.Pointer(&s.vec[0])), uintptr(1+n), 0, 0, 0, 0)
+	switch errno {
+	case 0:
+		if r >= 1 && int(r) <= n {
+			return int(r) - 1, false
+		}
+		return -1, r != 0
+	case unix.EAGAIN, unix.EINTR, unix.EFAULT, unix.ETIMEDOUT:
+	default:
+		// Should not happen (ENOMEM?): do not spin on it.
+		time.Sleep(time.Millisecond)
 	}
-	g := w.g
-	g.mu.Lock()
-	if w.done {
-		g.mu.Unlock()
-		return false
-	}
-	g.remove(w)
-	empty := len(g.ws) == 0
-	g.mu.Unlock()
-	if empty {
-		g.kick()
-	}
-	return true
-}
-
-// remove takes w out of g.ws; g.mu is held.
-func (g *group) remove(w *Watcher) {
-	last := len(g.ws) - 1
-	g.ws[w.i] = g.ws[last]
-	g.ws[w.i].i = w.i
-	g.ws[last] = nil
-	g.ws = g.ws[:last]
-	w.done = true
-}
-
-// fire removes w and calls its function; g.mu is held.
-func (g *group) fire(w *Watcher) {
-	g.remove(w)
-	w.fn()
-}
-
-func (g *group) kick() {
-	atomic.AddUint32(&g.ctl, 1)
-	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&g.ctl)), futexWakePriv, 1, 0, 0, 0)
-}
-
-func (g *group) loop() {
-	// A watched word may be in a file another process truncates: its
-	// load must fault into a panic that moved reports, not kill us.
-	debug.SetPanicOnFault(true)
-	for {
-		// Leave when empty, under both locks so that watch either
-		// sees the group gone or adds to it before this look.
-		pool.mu.Lock()
-		g.mu.Lock()
-		if len(g.ws) == 0 {
-			for i, h := range pool.groups {
-				if h == g {
-					pool.groups = append(pool.groups[:i], pool.groups[i+1:]...)
-					break
-				}
-			}
-			g.mu.Unlock()
-			pool.mu.Unlock()
-			return
-		}
-		pool.mu.Unlock()
-		g.vec[0] = waitv{val: uint64(atomic.LoadUint32(&g.ctl)), uaddr: uint64(uintptr(unsafe.Pointer(&g.ctl))), flags: futex2SizeU32 | futex2Private}
-		n := copy(g.built[:], g.ws)
-		for i, w := range g.built[:n] {
-			g.vec[1+i] = waitv{val: uint64(w.val), uaddr: uint64(uintptr(unsafe.Pointer(w.addr))), flags: futex2SizeU32}
-		}
-		g.mu.Unlock()
-
-		r, errno := blockingSyscall6(unix.SYS_FUTEX_WAITV, uintptr(unsafe.Pointer(&g.vec[0])), uintptr(1+n), 0, 0, 0, 0)
-
-		g.mu.Lock()
-		fired := 0
-		if errno == 0 && r >= 1 && int(r) <= n {
-			// Woken on this word: fire it even if the word looks
-			// unchanged (a wake-up is a reason to look).
-			if w := g.built[r-1]; !w.done {
-				g.fire(w)
-				fired++
-			}
-		}
-		if errno != 0 || r == 0 {
-			// Not woken on one word (a word had moved before the
-			// call, a control kick, a fault): look at every word. A
-			// wake-up on one word needs no such look: a word that
-			// moves while the thread is away from the kernel is seen
-			// by the next call, which returns at once. (The look
-			// costs a cache miss or two per word, in other processes'
-			// mappings, on the path of the wake-up.)
-			for i := 0; i < len(g.ws); {
-				if w := g.ws[i]; moved(w) {
-					g.fire(w) // moves the last watcher to i
-					fired++
-					continue
-				}
-				i++
-			}
-		}
-		clear(g.built[:n])
-		g.mu.Unlock()
-		if fired > 0 {
-			// The goroutines just readied wait in this P's run queue,
-			// and this goroutine is about to block in a system call
-			// still holding that P: until the runtime takes it back
-			// (up to milliseconds when idle), they would not run.
-			// Give them the P now.
-			runtime.Gosched()
-		}
-		switch errno {
-		case 0, unix.EAGAIN, unix.EINTR, unix.EFAULT, unix.ETIMEDOUT:
-		default:
-			// Should not happen (ENOMEM?): do not spin on it.
-			time.Sleep(time.Millisecond)
-		}
-	}
+	return -1, true
 }
 
 // waitAlarm is wait on the word and, if a is not nil, on the alarm's word.
@@ -245,3 +118,6 @@ func waitAlarm(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uin
 func wakePrivate(addr *uint32) {
 	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWakePriv, 1<<31-1, 0, 0, 0)
 }
+
+// directLimit is how many sleepers sleep on a thread of their own.
+const directLimit = DirectSleepers

@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package futex
 
@@ -22,3 +22,8 @@ func waitAlarm(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uin
 }
 
 func wakePrivate(addr *uint32) {}
+
+const directLimit = 0
+
+// groupSize: no shared threads here; each watch polls on its own.
+const groupSize = 1

@@ -1,36 +1,17 @@
 package futex_test
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/shmring/shmring/internal/futex"
+	"github.com/shmring/shmring/internal/osthreads"
 )
-
-// threads returns the number of OS threads of this process, or -1 where
-// /proc does not say.
-func threads() int {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	for line := range bytes.Lines(b) {
-		if v, ok := bytes.CutPrefix(line, []byte("Threads:")); ok {
-			n, err := strconv.Atoi(string(bytes.TrimSpace(v)))
-			if err == nil {
-				return n
-			}
-		}
-	}
-	return -1
-}
 
 // TestSleepManyBoundedThreads puts 1000 goroutines to sleep on 1000 words,
 // then wakes them in a random order: each must return, and while they all
@@ -60,14 +41,14 @@ func TestSleepManyBoundedThreads(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // let the last ones reach the kernel
 	if futex.ManyPerThread() {
 		// Structural bound: DirectSleepers threads of their own, one
-		// per 127 watched words, and the runtime's own.
-		if got, limit := threads(), runtime.GOMAXPROCS(0)+16; got > limit {
+		// per WordsPerThread watched words, and the runtime's own.
+		if got, limit := osthreads.Count(), ThreadBound(n); got > limit {
 			t.Errorf("%d goroutines asleep run %d threads, want at most %d", n, got, limit)
 		} else {
 			t.Logf("%d goroutines asleep: %d threads (GOMAXPROCS %d)", n, got, runtime.GOMAXPROCS(0))
 		}
 	} else {
-		t.Logf("no futex_waitv here: thread count not bounded (%d)", threads())
+		t.Logf("no futex_waitv here: thread count not bounded (%d)", osthreads.Count())
 	}
 	for _, i := range randPerm(n) {
 		atomic.StoreUint32(&words[i], 1)
@@ -229,4 +210,15 @@ func TestAlarm(t *testing.T) {
 		futex.Wake(&hold, 1<<30)
 		wg.Wait()
 	}
+}
+
+// ThreadBound is the most threads a process may run while n goroutines
+// sleep: GOMAXPROCS + 16 (the bound the library promises on Linux, where a
+// thread watches 127 words), or on Windows, where a thread watches 63, the
+// runtime's threads plus one per 63 sleepers.
+func ThreadBound(n int) int {
+	if runtime.GOOS == "windows" {
+		return runtime.GOMAXPROCS(0) + 8 + futex.DirectSleepers + (n+futex.WordsPerThread-1)/futex.WordsPerThread
+	}
+	return runtime.GOMAXPROCS(0) + 16
 }

@@ -7,8 +7,10 @@
 // wake thousands of times a second. On Linux (5.3 and later) Watch opens a
 // pidfd for the process, which Go's network poller waits on with no thread
 // of its own; the pidfd turns readable when the process has exited, after
-// the kernel has closed its files and so released its locks. Elsewhere
-// Watch returns ErrNotSupported and callers keep looking on a timer.
+// the kernel has closed its files and so released its locks. On Windows it
+// waits on a process handle, which the system signals when the process has
+// ended (one thread per watched process). Elsewhere Watch returns
+// ErrNotSupported and callers keep looking on a timer.
 //
 // A PID is only a hint: it may name a process that has ended and been
 // replaced. Callers take the event as a reason to look at their peers'
@@ -22,7 +24,9 @@ import "errors"
 var ErrNotSupported = errors.New("peerwatch: watching a process is not supported here")
 
 // Watch calls fn once, from another goroutine, when the process pid has
-// ended; if no process pid exists now it calls fn before it returns. The
+// ended; if no process pid exists now it calls fn before it returns (or,
+// for a process that has ended but whose object the system still keeps, as
+// Windows may, at once from another goroutine). The
 // returned stop ends the watch: once it returns fn is neither running nor
 // called later. fn must not call Watch or stop.
 //

@@ -1,6 +1,7 @@
 package peerwatch_test
 
 import (
+	"os"
 	"os/exec"
 	"runtime"
 	"testing"
@@ -11,18 +12,30 @@ import (
 	"github.com/shmring/shmring/internal/peerwatch"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv("PEERWATCH_TEST_SLEEP") != "" {
+		time.Sleep(time.Minute) // the child process of the tests
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func needWatch(t *testing.T) {
 	t.Helper()
 	if !peerwatch.Supported() {
-		t.Skipf("no process watching on %s (pidfd needs Linux 5.3)", runtime.GOOS)
+		t.Skipf("no process watching on %s (pidfd needs Linux 5.3; Windows uses process handles)", runtime.GOOS)
 	}
 }
 
+// child starts this test binary as a process that sleeps for a minute.
 func child(t *testing.T) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command("sleep", "60")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), "PEERWATCH_TEST_SLEEP=1")
 	if err := cmd.Start(); err != nil {
 		t.Skipf("cannot start a child process: %v", err)
 	}
@@ -81,20 +94,27 @@ func TestWatchStopped(t *testing.T) {
 
 func TestWatchGone(t *testing.T) {
 	needWatch(t)
-	cmd := exec.Command("true")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
 	if err := cmd.Run(); err != nil {
 		t.Skipf("cannot run a child process: %v", err)
 	}
 	// Reaped: its PID names no process (unless reused at once, which a
-	// test cannot prevent; then the watch simply waits, and this fails).
-	called := false
-	stop, err := peerwatch.Watch(cmd.Process.Pid, func() { called = true })
+	// test cannot prevent; then the watch simply waits, and this fails),
+	// or on Windows an ended process whose object lingers a moment.
+	called := make(chan struct{}, 1)
+	stop, err := peerwatch.Watch(cmd.Process.Pid, func() { called <- struct{}{} })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stop()
-	if !called {
-		t.Fatal("watching a process that does not exist did not call fn at once")
+	select {
+	case <-called:
+	case <-time.After(10 * time.Second):
+		t.Fatal("watching a process that has ended did not call fn")
 	}
 }
 
