@@ -397,18 +397,12 @@ func manyPeer(ctx context.Context, s spec) error {
 	time.Sleep(s.Duration + 200*time.Millisecond)
 	// The lowrate phase: random rings at s.Rate.
 	rnd := rand.New(rand.NewPCG(1, 2))
-	interval := 1e9 / s.Rate
-	start := stream.Now()
-	for seq := uint64(0); ; seq++ {
-		target := start + int64(float64(seq)*interval)
-		if target >= start+int64(s.Duration) {
-			break
-		}
-		stream.Pace(target)
+	err := paced(s, func(seq uint64) error {
 		stamp(msg, seq, uint64(stream.Now()))
-		if err := send[rnd.IntN(len(send))](msg); err != nil {
-			return err
-		}
+		return send[rnd.IntN(len(send))](msg)
+	})
+	if err != nil {
+		return err
 	}
 	// The stream phase: one ring, as fast as it goes.
 	deadline := stream.Now() + int64(s.Duration)

@@ -34,21 +34,15 @@ func peerRun(s spec, c conn) error {
 			}
 		}
 	case "lowrate":
-		interval := 1e9 / s.Rate
-		start := stream.Now()
-		for seq := uint64(0); ; seq++ {
-			target := start + int64(float64(seq)*interval)
-			if target >= start+int64(s.Duration) {
-				break
-			}
-			stream.Pace(target)
+		err := paced(s, func(seq uint64) error {
 			stamp(msg, seq, uint64(stream.Now()))
 			if err := c.send(msg); err != nil {
 				return err
 			}
-			if err := c.flush(); err != nil {
-				return err
-			}
+			return c.flush()
+		})
+		if err != nil {
+			return err
 		}
 	case "pingpong":
 		for {
@@ -78,6 +72,22 @@ func peerRun(s spec, c conn) error {
 		return err
 	}
 	return c.flush()
+}
+
+// paced calls send with 0, 1, 2... at s.Rate per second for s.Duration.
+func paced(s spec, send func(seq uint64) error) error {
+	interval := 1e9 / s.Rate
+	start := stream.Now()
+	for seq := uint64(0); ; seq++ {
+		target := start + int64(float64(seq)*interval)
+		if target >= start+int64(s.Duration) {
+			return nil
+		}
+		stream.Pace(target)
+		if err := send(seq); err != nil {
+			return err
+		}
+	}
 }
 
 // measure is the parent's side: it returns the messages counted, the
