@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shmring/shmring/internal/cpus"
 	"github.com/shmring/shmring/internal/futex"
 	"github.com/shmring/shmring/ring"
 )
@@ -61,6 +62,7 @@ type WaitSet struct {
 	mu      sync.Mutex
 	members map[any]*member
 	idle    []*member // not armed: looked at by the next Wait
+	hot     []*member // returned by the last Wait: polled before arming
 	bounded int       // armed members whose sleep has a deadline
 	closed  bool
 	waiting bool
@@ -80,6 +82,14 @@ type Ready struct {
 	Consumer *Consumer
 	Producer *Producer
 	Err      error
+}
+
+// key is the member's key in WaitSet.members.
+func (r Ready) key() any {
+	if r.Consumer != nil {
+		return r.Consumer
+	}
+	return r.Producer
 }
 
 type member struct {
@@ -213,6 +223,11 @@ func (s *WaitSet) remove(key any, m *member) {
 		m.inIdle = false
 	}
 	delete(s.members, key)
+	for i, x := range s.hot {
+		if x == m {
+			s.hot[i] = nil
+		}
+	}
 	if m.c != nil {
 		m.c.c.OnPeerDeath(nil)
 		m.c.set = nil
@@ -271,7 +286,14 @@ func (s *WaitSet) Wait(ctx context.Context, dst []Ready) ([]Ready, error) {
 				dst = append(dst, m.report(err))
 			}
 		}
+		if len(dst) == n && len(s.hot) > 0 {
+			dst = s.pollHot(dst)
+		}
+		s.hot = s.hot[:0]
 		if len(dst) > n {
+			for _, r := range dst[n:] {
+				s.hot = append(s.hot, s.members[r.key()])
+			}
 			return dst, nil
 		}
 		for _, m := range s.idle {
@@ -297,6 +319,9 @@ func (s *WaitSet) Wait(ctx context.Context, dst []Ready) ([]Ready, error) {
 		clear(s.idle[len(idle):])
 		s.idle = idle
 		if len(dst) > n {
+			for _, r := range dst[n:] {
+				s.hot = append(s.hot, s.members[r.key()])
+			}
 			return dst, nil
 		}
 		var tick <-chan time.Time
@@ -317,6 +342,46 @@ func (s *WaitSet) Wait(ctx context.Context, dst []Ready) ([]Ready, error) {
 		}
 	}
 }
+
+// pollHot looks again, for a moment, at the members the last Wait
+// returned, before Wait arms them: a stream flowing into a ring drained to
+// its last message has its next one on the way, and arming (a fence across
+// processes, a system call) then sleeping costs more than the wait. With
+// free cores it polls for hotPoll. A process that may use one CPU only does
+// not poll: the producer needs that CPU. (Yielding it once first, as a
+// blocking call does, was measured: the stream gained nothing, and the
+// one-way latency at 1000 msg/s went from 14 to 22 µs.)
+func (s *WaitSet) pollHot(dst []Ready) []Ready {
+	look := func() bool {
+		found := false
+		for _, m := range s.hot {
+			if m == nil || m.removed || !m.inIdle {
+				continue
+			}
+			if ready, err := m.ready(); ready {
+				dst = append(dst, m.report(err))
+				found = true
+			}
+		}
+		return found
+	}
+	if cpus.One() {
+		return dst // the producer needs this CPU: arm and sleep
+	}
+	start := time.Now()
+	for i := 0; ; i++ {
+		if look() {
+			return dst
+		}
+		if i%16 == 15 && time.Since(start) >= hotPoll {
+			return dst
+		}
+	}
+}
+
+// hotPoll is how long Wait polls the members it returned last time before
+// it arms them: the spin of DefaultWaitPolicy.
+const hotPoll = 20 * time.Microsecond
 
 // takeFired disarms the members whose doorbell moved or peer died, for a
 // look; s.mu is held.

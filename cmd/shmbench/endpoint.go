@@ -64,6 +64,9 @@ func pipePair() ([2]*os.File, error) {
 	return [2]*os.File{r, w}, err
 }
 
+// streamCapacity is the capacity of the rings the patterns stream through.
+const streamCapacity = 4 << 20
+
 // createRings makes the ring the peers send into (multi-producer for more
 // than one peer) and, for pingpong, the ring of requests.
 func (e *endpoint) createRings() error {
@@ -71,7 +74,7 @@ func (e *endpoint) createRings() error {
 	if err != nil {
 		return err
 	}
-	opts := []shmring.Option{shmring.WithCapacity(4 << 20), shmring.WithWaitPolicy(policy), shmring.WithEOF(false)}
+	opts := []shmring.Option{shmring.WithCapacity(streamCapacity), shmring.WithWaitPolicy(policy), shmring.WithEOF(false)}
 	if e.s.Producers > 1 {
 		opts = append(opts, shmring.WithMultiProducer())
 	}

@@ -139,7 +139,13 @@ func manyWait(s spec) (result, error) {
 		s.Addr = "shmbench-" + uuid.NewString()
 		for i := range s.Rings {
 			name := fmt.Sprint(s.Addr, "-", i)
-			r, err := shmring.Create(name, shmring.WithCapacity(64<<10), shmring.WithWaitPolicy(policy), shmring.WithEOF(false))
+			// Ring 0 carries the stream phase: the capacity of the
+			// stream pattern's lone ring, so that the two compare.
+			capacity := uint64(64 << 10)
+			if i == 0 {
+				capacity = streamCapacity
+			}
+			r, err := shmring.Create(name, shmring.WithCapacity(capacity), shmring.WithWaitPolicy(policy), shmring.WithEOF(false))
 			if err != nil {
 				return result{}, err
 			}
