@@ -52,6 +52,10 @@ import (
 // share threads the same way, so a WaitSet is a choice of style, not of
 // scale: it serves many rings from one goroutine, in one loop.
 //
+// The protocol (arming, a member armed across Waits, the watch of the
+// value read before the last look) is modelled in ring/waitset.pml and
+// checked with spin, with variants that must fail.
+//
 // Wait must not run in two goroutines at once. AddConsumer, AddProducer,
 // Remove and Close may be called from any goroutine, also while Wait runs;
 // a member added meanwhile is looked at before Wait sleeps again. A

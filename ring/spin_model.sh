@@ -1,7 +1,7 @@
 #!/bin/sh
 # Checks the Promela models with spin: wait.pml (the doorbell wake-up),
 # wake.pml (how many sleepers a ring wakes), remove.pml (the removed mark),
-# watch.pml (peers watched while asleep)
+# watch.pml (peers watched while asleep), waitset.pml (waiting on many rings)
 # and claim.pml (multi-producer claims, commits and recovery). The protocols as
 # built must pass, and each broken variant must fail, so that the models are
 # shown able to fail. Needs spin and a C compiler.
@@ -50,3 +50,6 @@ check watch.pml "no doorbell rung on attach" fail -DNO_ATTACH_RING
 check watch.pml "peers listed before counting as a waiter" fail -DWATCH_EARLY
 check watch.pml "no look after a watch begins" fail -DNO_LOOK
 check watch.pml "alarm read after the look" fail -DALARM_LATE
+check waitset.pml "waiting on two rings, members armed across waits" pass
+check waitset.pml "watch of the value read after the last look" fail -DSTALE_WATCH
+check waitset.pml "fired member not armed again" fail -DNO_REARM
