@@ -142,5 +142,5 @@ func openFilesAllowed() uint64 {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return 0
 	}
-	return lim.Cur
+	return uint64(lim.Cur) // int64 on FreeBSD (where RLIM_INFINITY, -1, converts to the largest value)
 }
