@@ -50,6 +50,8 @@ type options struct {
 	waitConsumer bool
 	eofAfter     uint64
 	replace      bool
+	backlog      int  // Listen
+	capacitySet  bool // WithCapacity was given (Dial)
 }
 
 func defaultOptions() options {
@@ -64,7 +66,9 @@ func defaultOptions() options {
 
 // WithCapacity sets the size of a new ring's data area in bytes: a power of
 // two, at least ring.MinCapacity (256). The default is 1 MiB.
-func WithCapacity(bytes uint64) Option { return func(o *options) { o.capacity = bytes } }
+func WithCapacity(bytes uint64) Option {
+	return func(o *options) { o.capacity, o.capacitySet = bytes, true }
+}
 
 // WithMaxMessage sets the largest message of a new ring. The default, and the
 // most allowed, is capacity/2 - 16.

@@ -1,6 +1,7 @@
 package futex
 
 import (
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,10 @@ func Sleep(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32)
 		}
 	}
 	w := Watch(addr, val, s.fire)
+	if w.err != nil {
+		<-s.ch // it fired at once: leave the channel empty for the next user
+		return w.err
+	}
 	var tick <-chan time.Time
 	if timeout < Forever {
 		s.t.Reset(timeout)
@@ -65,14 +70,14 @@ func Sleep(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32)
 	timedOut := false
 	select {
 	case <-s.ch:
-		return nil
+		return w.err
 	case <-alarm: // maybe an old ring's: a spurious wake-up, allowed
 	case <-tick:
 		timedOut = true
 	}
 	if !w.Cancel() {
 		<-s.ch // it fired meanwhile: leave the channel empty for the next user
-		return nil
+		return w.err
 	}
 	if timedOut {
 		return os.ErrDeadlineExceeded
@@ -137,6 +142,7 @@ type Watcher struct {
 	addr *uint32
 	val  uint32
 	fn   func()
+	err  error // why it fired, if the word cannot be waited on
 	watcherImpl
 }
 
@@ -148,16 +154,31 @@ type Watcher struct {
 //
 // Watch costs one system call (it wakes the thread that will watch the
 // word) and holds no thread of its own.
+//
+// A word the system cannot wait on (misaligned) fires at once, with Err
+// saying why.
 func Watch(addr *uint32, val uint32, fn func()) *Watcher {
 	w := &Watcher{addr: addr, val: val, fn: fn}
+	if uintptr(unsafe.Pointer(addr))%4 != 0 {
+		w.err = fmt.Errorf("futex: watch of a misaligned word at %p: %w", addr, os.ErrInvalid)
+		fn()
+		return w
+	}
 	watch(w)
 	return w
 }
+
+// Err reports why the watch fired without its word moving: the word cannot
+// be waited on. It may be read once the watch has fired.
+func (w *Watcher) Err() error { return w.err }
 
 // Cancel stops the watch. It reports whether it stopped it before it
 // fired; either way, once Cancel returns the watch will neither call its
 // function nor look at its word again.
 func (w *Watcher) Cancel() bool {
+	if w.err != nil {
+		return false
+	}
 	return cancel(w)
 }
 
