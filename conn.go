@@ -3,11 +3,13 @@ package shmring
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,10 +96,13 @@ func WithBacklog(n int) Option { return func(o *options) { o.backlog = n } }
 
 // Listen creates the listener ring name and returns a Listener. Who may
 // connect is who may open the ring (WithPerm; 0600 by default: the same
-// user). WithBacklog bounds the connections waiting to be accepted;
-// WithReplaceUnused takes over a listener left behind by a process that
-// died; WithWaitPolicy and WithLiveness apply to the connections accepted.
-// The dialer chooses the capacity of a connection's rings.
+// user). A listener ring left behind by a process that died (no process has
+// it open) is replaced, as a Unix socket server removes a stale socket
+// file; one in use is an error wrapping os.ErrExist. So are connection
+// rings of dialers that died before being accepted: Listen and Close
+// remove them. WithBacklog bounds the connections waiting to be accepted;
+// WithWaitPolicy and WithLiveness apply to the connections accepted. The
+// dialer chooses the capacity of a connection's rings.
 func Listen(name string, opts ...Option) (*Listener, error) {
 	o := apply(opts)
 	backlog := o.backlog
@@ -110,11 +115,12 @@ func Listen(name string, opts ...Option) (*Listener, error) {
 		capacity *= 2
 	}
 	lopts := append(append([]Option(nil), opts...), WithCapacity(capacity), WithMultiProducer(),
-		WithSlots(dialSlots), WithEOF(false), WithMaxMessage(handshakeSize))
+		WithSlots(dialSlots), WithEOF(false), WithMaxMessage(handshakeSize), WithReplaceUnused())
 	r, err := Create(name, lopts...)
 	if err != nil {
 		return nil, err
 	}
+	sweep(name)
 	c, err := r.Consumer()
 	if err != nil {
 		r.Close()
@@ -141,7 +147,34 @@ func (l *Listener) Close() error {
 	defer l.mu.Unlock()
 	l.c.Close()
 	err := l.r.Remove()
+	sweep(l.name)
 	return errors.Join(err, l.r.Close())
+}
+
+// sweep removes the rings of connections to the listener name that no
+// process has open: those of dialers that died before the server opened
+// them (an accepted connection's rings have no name left).
+func sweep(name string) {
+	rings, err := List()
+	if err != nil {
+		return
+	}
+	for _, r := range rings {
+		if isConnName(name, r.Name) {
+			RemoveIfUnused(r.Name)
+		}
+	}
+}
+
+// isConnName reports whether ring is the name of a connection's ring of
+// the listener name.
+func isConnName(listener, ring string) bool {
+	rest, ok := strings.CutPrefix(ring, listener+".")
+	if !ok || len(rest) != 32+2 || (!strings.HasSuffix(rest, ".c") && !strings.HasSuffix(rest, ".s")) {
+		return false
+	}
+	_, err := hex.DecodeString(rest[:32])
+	return err == nil
 }
 
 // Accept waits for the next connection; it implements net.Listener.
@@ -444,6 +477,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 	n := copy(b, c.view)
 	c.view = c.view[n:]
 	if len(c.view) == 0 {
+		c.view = nil
 		c.c.Release()
 	}
 	return n, nil

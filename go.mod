@@ -9,3 +9,5 @@ require (
 )
 
 require github.com/HdrHistogram/hdrhistogram-go v1.4.0
+
+require golang.org/x/net v0.62.0

@@ -322,6 +322,10 @@ func child() int {
 		return feederChild()
 	case "claim":
 		return claimChild()
+	case "dialer":
+		return dialerChild()
+	case "listener":
+		return listenerChild()
 	case "producer":
 		count, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_COUNT"), 10, 64)
 		maxSize, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_MAXSIZE"))

@@ -1,0 +1,128 @@
+//go:build unix
+
+package shmring_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmring/shmring"
+)
+
+// TestConnPeerKilled: the server end of a connection whose client process
+// is stopped sees it alive; killed, its Read returns ErrPeerDead (not
+// io.EOF) and its Write fails with ErrPeerDead, with a liveness interval of
+// an hour: the event of the process's end, not a timer, tells.
+func TestConnPeerKilled(t *testing.T) {
+	l := listen(t, shmring.WithLiveness(time.Hour))
+	cmd, lines, stderr := childLines(t, "dialer", "SHMRING_TEST_NAME="+l.Addr().String())
+	server, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	if l := nextLine(t, lines, stderr); l != "connected" {
+		t.Fatalf("child: %q", l)
+	}
+	buf := make([]byte, 16)
+	if n, err := server.Read(buf); err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("Read: %q, %v", buf[:n], err)
+	}
+	cmd.Process.Signal(syscall.SIGSTOP)
+	server.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := server.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read while the peer is stopped: %v, want a timeout (it is alive)", err)
+	}
+	if _, err := server.Write([]byte("still there?")); err != nil {
+		t.Fatalf("Write while the peer is stopped: %v", err)
+	}
+	cmd.Process.Signal(syscall.SIGCONT)
+	server.SetReadDeadline(time.Now().Add(30 * time.Second))
+	done := make(chan error, 1)
+	go func() {
+		_, err := server.Read(buf)
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	cmd.Process.Kill()
+	start := time.Now()
+	select {
+	case err := <-done:
+		if !errors.Is(err, shmring.ErrPeerDead) {
+			t.Fatalf("Read after the peer was killed: %v, want ErrPeerDead", err)
+		}
+		t.Logf("Read: ErrPeerDead %v after the kill", time.Since(start))
+	case <-time.After(40 * time.Second):
+		t.Fatal("Read still blocked after the peer was killed")
+	}
+	var werr error
+	for range 100 { // the watch's report may trail the kill a little
+		if _, werr = server.Write([]byte("anyone?")); werr != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !errors.Is(werr, shmring.ErrPeerDead) {
+		t.Fatalf("Write after the peer was killed: %v, want ErrPeerDead", werr)
+	}
+}
+
+// TestConnServerKilled: the client end of a connection whose server process
+// is killed gets ErrPeerDead from Read and Write, and the connection's
+// rings leave no name behind.
+func TestConnServerKilled(t *testing.T) {
+	name := ringName(t)
+	cmd, lines, stderr := childLines(t, "listener", "SHMRING_TEST_NAME="+name)
+	if l := nextLine(t, lines, stderr); l != "listening" {
+		t.Fatalf("child: %q", l)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := shmring.Dial(ctx, name, shmring.WithLiveness(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if l := nextLine(t, lines, stderr); l != "accepted" {
+		t.Fatalf("child: %q", l)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 16))
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	cmd.Process.Kill()
+	select {
+	case err := <-done:
+		if !errors.Is(err, shmring.ErrPeerDead) {
+			t.Fatalf("Read after the server was killed: %v, want ErrPeerDead", err)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("Read still blocked after the server was killed")
+	}
+	var werr error
+	for range 100 {
+		if _, werr = c.Write([]byte("anyone?")); werr != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !errors.Is(werr, shmring.ErrPeerDead) {
+		t.Fatalf("Write after the server was killed: %v, want ErrPeerDead", werr)
+	}
+	rings, err := shmring.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rings {
+		if strings.HasPrefix(r.Name, name+".") {
+			t.Errorf("a connection's ring left named after the server died: %s", r.Name)
+		}
+	}
+}

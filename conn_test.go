@@ -1,0 +1,254 @@
+package shmring_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/net/nettest"
+
+	"github.com/shmring/shmring"
+)
+
+// listen returns a listener on a fresh name, closed at the end of the test.
+func listen(t *testing.T, opts ...shmring.Option) *shmring.Listener {
+	t.Helper()
+	l, err := shmring.Listen(ringName(t), opts...)
+	skipUnsupported(t, err)
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// pipe returns both ends of a new connection through l.
+func pipe(t testing.TB, l *shmring.Listener, opts ...shmring.Option) (client, server *shmring.Conn, err error) {
+	type acc struct {
+		c   *shmring.Conn
+		err error
+	}
+	ch := make(chan acc, 1)
+	go func() {
+		c, err := l.AcceptConn(context.Background())
+		ch <- acc{c, err}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err = shmring.Dial(ctx, l.Addr().String(), opts...)
+	a := <-ch
+	if err != nil || a.err != nil {
+		if client != nil {
+			client.Close()
+		}
+		if a.c != nil {
+			a.c.Close()
+		}
+		return nil, nil, errors.Join(err, a.err)
+	}
+	return client, a.c, nil
+}
+
+// dialerChild dials SHMRING_TEST_NAME, writes "hello", says "connected",
+// and idles.
+func dialerChild() int {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := shmring.Dial(ctx, os.Getenv("SHMRING_TEST_NAME"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("hello")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	fmt.Println("connected")
+	time.Sleep(time.Minute)
+	return 0
+}
+
+// listenerChild listens on SHMRING_TEST_NAME, says "listening", accepts one
+// connection, says "accepted", and idles.
+func listenerChild() int {
+	l, err := shmring.Listen(os.Getenv("SHMRING_TEST_NAME"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer l.Close()
+	fmt.Println("listening")
+	c, err := l.Accept()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer c.Close()
+	fmt.Println("accepted")
+	time.Sleep(time.Minute)
+	return 0
+}
+
+// TestConnNettest runs x/net/nettest's conformance suite for net.Conn.
+func TestConnNettest(t *testing.T) {
+	l := listen(t)
+	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
+		client, server, err := pipe(t, l)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return client, server, func() { client.Close(); server.Close() }, nil
+	})
+}
+
+// TestConnLifecycle: bytes both ways, half-close, messages, addresses, and
+// nothing left in the name space once the connection is set up.
+func TestConnLifecycle(t *testing.T) {
+	l := listen(t)
+	client, server, err := pipe(t, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	defer server.Close()
+	if a := client.RemoteAddr(); a.Network() != "shmring" || a.String() == "" {
+		t.Errorf("RemoteAddr %v (%s)", a, a.Network())
+	}
+	if server.RemoteAddr().(shmring.Addr).PID != os.Getpid() || server.PeerUID() != os.Getuid() && server.PeerUID() != -1 {
+		t.Errorf("server sees peer %v, uid %d", server.RemoteAddr(), server.PeerUID())
+	}
+	// Nothing but the listener is left under the listener's name.
+	if names, err := shmring.List(); err == nil {
+		for _, n := range names {
+			if len(n.Name) > len(l.Addr().String()) && n.Name[:len(l.Addr().String())] == l.Addr().String() {
+				t.Errorf("a connection's ring is still named: %s", n.Name)
+			}
+		}
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10/16*3) // three rings' worth
+	go func() {
+		client.Write(big)
+		client.WriteMessage([]byte("one message"))
+		client.CloseWrite()
+	}()
+	got := make([]byte, len(big))
+	if _, err := io.ReadFull(server, got); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("ReadFull: %v (equal %v)", err, bytes.Equal(got, big))
+	}
+	buf := make([]byte, 64)
+	n, err := server.ReadMessage(buf)
+	if err != nil || string(buf[:n]) != "one message" {
+		t.Fatalf("ReadMessage: %q, %v", buf[:n], err)
+	}
+	if _, err := server.Read(buf); err != io.EOF {
+		t.Fatalf("Read after the peer's CloseWrite: %v, want io.EOF", err)
+	}
+	// The other way still works after the half-close.
+	if _, err := server.Write([]byte("reply")); err != nil {
+		t.Fatal(err)
+	}
+	n, err = client.Read(buf)
+	if err != nil || string(buf[:n]) != "reply" {
+		t.Fatalf("client Read: %q, %v", buf[:n], err)
+	}
+	server.Close()
+	if _, err := client.Read(buf); err != io.EOF {
+		t.Fatalf("Read after the peer's Close: %v, want io.EOF", err)
+	}
+	if _, err := client.Write([]byte("x")); err == nil {
+		t.Fatal("Write after CloseWrite succeeded")
+	}
+}
+
+// TestListenerClose: Close unblocks Accept; Dial to a closed listener fails.
+func TestListenerClose(t *testing.T) {
+	l := listen(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Accept()
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	l.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Accept after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not unblock Accept")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := shmring.Dial(ctx, l.Addr().String()); err == nil {
+		t.Fatal("Dial to a closed listener succeeded")
+	}
+}
+
+// TestDialBacklog: dials nobody accepts fill the backlog, then fail with
+// ErrBacklogFull, at once.
+func TestDialBacklog(t *testing.T) {
+	l := listen(t, shmring.WithBacklog(4))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	full := 0
+	for range 64 {
+		_, err := shmring.Dial(ctx, l.Addr().String())
+		if errors.Is(err, shmring.ErrBacklogFull) {
+			full++
+		}
+	}
+	if full == 0 {
+		t.Fatal("64 dials into a backlog of 4 with nobody accepting: none got ErrBacklogFull")
+	}
+	t.Logf("%d of 64 dials refused with ErrBacklogFull", full)
+}
+
+// TestConnHTTP serves net/http over a shmring Listener, unchanged, and calls
+// it through http.Transport.DialContext: 50 requests on kept-alive
+// connections and 5 clients at once.
+func TestConnHTTP(t *testing.T) {
+	l := listen(t)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %d", r.Method, r.URL.Path, len(body))
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return shmring.Dial(ctx, l.Addr().String())
+		},
+	}}
+	defer client.CloseIdleConnections()
+	errs := make(chan error, 5)
+	for g := range 5 {
+		go func() {
+			for i := range 10 {
+				body := bytes.Repeat([]byte{'x'}, g*1000+i)
+				resp, err := client.Post("http://shmring/echo", "text/plain", bytes.NewReader(body))
+				if err != nil {
+					errs <- err
+					return
+				}
+				got, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if want := fmt.Sprintf("POST /echo %d", len(body)); err != nil || string(got) != want {
+					errs <- fmt.Errorf("response %q, %v; want %q", got, err, want)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 5 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
