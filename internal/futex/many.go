@@ -3,6 +3,7 @@ package futex
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,12 +40,18 @@ func Sleep(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32)
 	if timeout <= 0 {
 		return os.ErrDeadlineExceeded
 	}
-	if !manyAvailable || direct.Add(1) <= directLimit {
-		if !manyAvailable {
-			return wait(addr, val, timeout)
-		}
+	if !manyAvailable {
+		return wait(addr, val, timeout)
+	}
+	if k := direct.Add(1); k <= directLimit {
 		defer direct.Add(-1)
-		return waitAlarm(addr, val, timeout, a, av)
+		// A thread asleep in a system call keeps its P (its right to
+		// run Go code) until the runtime's monitor takes it back, up to
+		// 10 ms later in a quiet process; meanwhile the goroutines that
+		// need it wait. The first sleepers keep it, for the quickest
+		// wake-up, as long as one P is left for the rest; a sleeper that
+		// would take the last gives it up at once.
+		return waitAlarm(addr, val, timeout, a, av, int(k) >= runtime.GOMAXPROCS(0))
 	}
 	direct.Add(-1)
 	s := sleepers.Get().(*sleeper)

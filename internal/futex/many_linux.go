@@ -86,7 +86,9 @@ func (s *groupSys) wait(n int) (woken int, scan bool) {
 }
 
 // waitAlarm is wait on the word and, if a is not nil, on the alarm's word.
-func waitAlarm(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32) error {
+// With give, the thread gives up its P while it sleeps (see
+// blockingSyscall6).
+func waitAlarm(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32, give bool) error {
 	vec := [2]waitv{{val: uint64(val), uaddr: uint64(uintptr(unsafe.Pointer(addr))), flags: futex2SizeU32}}
 	n := 1
 	if a != nil {
@@ -103,8 +105,14 @@ func waitAlarm(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uin
 		t := unix.NsecToTimespec(now.Nano() + int64(min(timeout, 100*365*24*time.Hour)))
 		ts = &t
 	}
-	_, _, errno := unix.Syscall6(unix.SYS_FUTEX_WAITV, uintptr(unsafe.Pointer(&vec[0])), uintptr(n), 0,
-		uintptr(unsafe.Pointer(ts)), unix.CLOCK_MONOTONIC, 0)
+	var errno unix.Errno
+	if give {
+		_, errno = blockingSyscall6(unix.SYS_FUTEX_WAITV, uintptr(unsafe.Pointer(&vec[0])), uintptr(n), 0,
+			uintptr(unsafe.Pointer(ts)), unix.CLOCK_MONOTONIC, 0)
+	} else {
+		_, _, errno = unix.Syscall6(unix.SYS_FUTEX_WAITV, uintptr(unsafe.Pointer(&vec[0])), uintptr(n), 0,
+			uintptr(unsafe.Pointer(ts)), unix.CLOCK_MONOTONIC, 0)
+	}
 	switch errno {
 	case 0, unix.EAGAIN, unix.EINTR:
 		return nil

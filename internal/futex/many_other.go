@@ -17,7 +17,7 @@ func watch(w *Watcher) { watchPolling(w) }
 
 func cancel(w *Watcher) bool { return w.poll.cancel() }
 
-func waitAlarm(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32) error {
+func waitAlarm(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32, give bool) error {
 	return wait(addr, val, timeout)
 }
 

@@ -91,7 +91,7 @@ func (s *groupSys) wait(n int) (woken int, scan bool) {
 }
 
 // waitAlarm is not used on Windows (directLimit is 0); alarms are channels.
-func waitAlarm(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32) error {
+func waitAlarm(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32, give bool) error {
 	return wait(addr, val, timeout)
 }
 

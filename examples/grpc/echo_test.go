@@ -1,0 +1,126 @@
+package echo_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+
+	"github.com/shmring/shmring"
+	echo "github.com/shmring/shmring/examples/grpc"
+)
+
+// serve starts one echo server on a TCP, a Unix-socket and a shmring
+// listener, and returns the targets that reach it through each.
+func serve(tb testing.TB) (targets map[string]string) {
+	tb.Helper()
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Skipf("no TCP loopback here: %v", err)
+	}
+	sock := filepath.Join(tb.TempDir(), "echo.sock")
+	uds, err := net.Listen("unix", sock)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	name := "shmring-echo-" + uuid.NewString()
+	shm, err := shmring.Listen(name, shmring.WithWaitPolicy(shmring.WaitPolicy{}))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := echo.NewServer()
+	done := make(chan error, 1)
+	go func() { done <- echo.Serve(s, tcp, uds, shm) }()
+	tb.Cleanup(func() {
+		s.Stop()
+		<-done
+		shm.Close()
+	})
+	return map[string]string{"tcp": tcp.Addr().String(), "uds": "unix:" + sock, "shmring": "shmring:" + name}
+}
+
+func client(tb testing.TB, target string) *grpc.ClientConn {
+	tb.Helper()
+	cc, err := echo.Dial(target)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+// TestOneServerTwoTransports calls one server through TCP and through
+// shmring, unary and streaming, and checks every byte.
+func TestOneServerTwoTransports(t *testing.T) {
+	targets := serve(t)
+	for _, via := range []string{"tcp", "shmring"} {
+		t.Run(via, func(t *testing.T) {
+			cc := client(t, targets[via])
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			for i := range 100 {
+				req := bytes.Repeat([]byte{byte(i)}, i*97)
+				resp, err := echo.Echo(ctx, cc, req)
+				if err != nil || !bytes.Equal(resp, req) {
+					t.Fatalf("Echo of %d bytes: %d bytes back, %v", len(req), len(resp), err)
+				}
+			}
+			payload := bytes.Repeat([]byte("s"), 64)
+			n, err := echo.Stream(ctx, cc, 1000, payload, func(m []byte) {
+				if !bytes.Equal(m, payload) {
+					t.Errorf("streamed message %q", m)
+				}
+			})
+			if err != nil || n != 1000 {
+				t.Fatalf("Stream: %d of 1000 messages, %v", n, err)
+			}
+		})
+	}
+}
+
+// BenchmarkUnary64 is a 64-byte unary round trip through each transport.
+func BenchmarkUnary64(b *testing.B) {
+	targets := serve(b)
+	for _, via := range []string{"shmring", "uds", "tcp"} {
+		b.Run(via, func(b *testing.B) {
+			cc := client(b, targets[via])
+			req := make([]byte, 64)
+			ctx := context.Background()
+			if _, err := echo.Echo(ctx, cc, req); err != nil { // connect first
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := echo.Echo(ctx, cc, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkStream64 streams 64-byte messages from the server; one op is
+// one message.
+func BenchmarkStream64(b *testing.B) {
+	targets := serve(b)
+	for _, via := range []string{"shmring", "uds", "tcp"} {
+		b.Run(via, func(b *testing.B) {
+			cc := client(b, targets[via])
+			ctx := context.Background()
+			payload := make([]byte, 64)
+			if _, err := echo.Echo(ctx, cc, payload); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			n, err := echo.Stream(ctx, cc, uint32(b.N), payload, nil)
+			if err != nil || n != b.N {
+				b.Fatalf("%d of %d messages: %v", n, b.N, err)
+			}
+		})
+	}
+}
