@@ -10,6 +10,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// kernelTimespec is struct __kernel_timespec, which futex_waitv takes on
+// every architecture: 64-bit seconds and nanoseconds (unix.Timespec has
+// 32-bit fields on 386 and arm, which the kernel would misread: a sleep
+// with a timeout never timed out there).
+type kernelTimespec struct {
+	sec, nsec int64
+}
+
 // futex_waitv(2): a vector of these, one per word.
 type waitv struct {
 	val   uint64
@@ -95,15 +103,15 @@ func waitAlarm(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uin
 		vec[1] = waitv{val: uint64(av), uaddr: uint64(uintptr(unsafe.Pointer(a.addr()))), flags: futex2SizeU32 | futex2Private}
 		n = 2
 	}
-	var ts *unix.Timespec
+	var ts *kernelTimespec
 	if timeout < Forever {
 		// futex_waitv takes an absolute time.
 		var now unix.Timespec
 		if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &now); err != nil {
 			return fmt.Errorf("futex wait: %w", err)
 		}
-		t := unix.NsecToTimespec(now.Nano() + int64(min(timeout, 100*365*24*time.Hour)))
-		ts = &t
+		end := now.Nano() + int64(min(timeout, 100*365*24*time.Hour))
+		ts = &kernelTimespec{sec: end / 1e9, nsec: end % 1e9}
 	}
 	var errno unix.Errno
 	if give {

@@ -222,3 +222,29 @@ func ThreadBound(n int) int {
 	}
 	return runtime.GOMAXPROCS(0) + 16
 }
+
+// TestSleepAlarmTimeout: a sleep given an alarm still ends at its timeout,
+// on a thread of its own (the first sleeper) and through a watch. (On 386
+// the timeout was once passed in a layout the kernel misread, and such a
+// sleep never ended.)
+func TestSleepAlarmTimeout(t *testing.T) {
+	a := futex.NewAlarm()
+	var word uint32
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- futex.Sleep(&word, 0, 30*time.Millisecond, a, a.Value()) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Sleep with an alarm: got %v, want os.ErrDeadlineExceeded", err)
+		}
+		if d := time.Since(start); d < 30*time.Millisecond {
+			t.Fatalf("Sleep with a 30ms timeout returned after %v", d)
+		}
+	case <-time.After(10 * time.Second):
+		atomic.StoreUint32(&word, 1) // let it go
+		futex.Wake(&word, 1)
+		<-done
+		t.Fatal("Sleep with an alarm and a 30ms timeout still asleep after 10s")
+	}
+}
