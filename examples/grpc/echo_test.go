@@ -83,10 +83,16 @@ func TestOneServerTwoTransports(t *testing.T) {
 	}
 }
 
-// BenchmarkUnary64 is a 64-byte unary round trip through each transport.
-func BenchmarkUnary64(b *testing.B) {
-	targets := serve(b)
-	for _, via := range []string{"shmring", "uds", "tcp"} {
+// BenchmarkUnary64 is a 64-byte unary round trip through each transport,
+// client and server in this process.
+func BenchmarkUnary64(b *testing.B) { benchUnary(b, serve(b), "shmring", "uds", "tcp") }
+
+// BenchmarkStream64 streams 64-byte messages from the server in this
+// process; one op is one message.
+func BenchmarkStream64(b *testing.B) { benchStream(b, serve(b), "shmring", "uds", "tcp") }
+
+func benchUnary(b *testing.B, targets map[string]string, vias ...string) {
+	for _, via := range vias {
 		b.Run(via, func(b *testing.B) {
 			cc := client(b, targets[via])
 			req := make([]byte, 64)
@@ -104,11 +110,8 @@ func BenchmarkUnary64(b *testing.B) {
 	}
 }
 
-// BenchmarkStream64 streams 64-byte messages from the server; one op is
-// one message.
-func BenchmarkStream64(b *testing.B) {
-	targets := serve(b)
-	for _, via := range []string{"shmring", "uds", "tcp"} {
+func benchStream(b *testing.B, targets map[string]string, vias ...string) {
+	for _, via := range vias {
 		b.Run(via, func(b *testing.B) {
 			cc := client(b, targets[via])
 			ctx := context.Background()

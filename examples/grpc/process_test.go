@@ -2,7 +2,6 @@ package echo_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -81,43 +80,8 @@ func serverProcess(b *testing.B) map[string]string {
 
 // BenchmarkUnary64Process is a 64-byte unary round trip to a server in
 // another process, through shmring and through a Unix socket.
-func BenchmarkUnary64Process(b *testing.B) {
-	targets := serverProcess(b)
-	for _, via := range []string{"shmring", "uds"} {
-		b.Run(via, func(b *testing.B) {
-			cc := client(b, targets[via])
-			req := make([]byte, 64)
-			ctx := context.Background()
-			if _, err := echo.Echo(ctx, cc, req); err != nil {
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			for b.Loop() {
-				if _, err := echo.Echo(ctx, cc, req); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
+func BenchmarkUnary64Process(b *testing.B) { benchUnary(b, serverProcess(b), "shmring", "uds") }
 
 // BenchmarkStream64Process streams 64-byte messages from a server in
 // another process; one op is one message.
-func BenchmarkStream64Process(b *testing.B) {
-	targets := serverProcess(b)
-	for _, via := range []string{"shmring", "uds"} {
-		b.Run(via, func(b *testing.B) {
-			cc := client(b, targets[via])
-			ctx := context.Background()
-			payload := make([]byte, 64)
-			if _, err := echo.Echo(ctx, cc, payload); err != nil {
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			n, err := echo.Stream(ctx, cc, uint32(b.N), payload, nil)
-			if err != nil || n != b.N {
-				b.Fatalf("%d of %d messages: %v", n, b.N, err)
-			}
-		})
-	}
-}
+func BenchmarkStream64Process(b *testing.B) { benchStream(b, serverProcess(b), "shmring", "uds") }
