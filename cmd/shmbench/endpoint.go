@@ -31,6 +31,12 @@ func newEndpoint(ctx context.Context, s spec, dir string) (_ *endpoint, err erro
 	switch s.Transport {
 	case "uds", "uds-buffered":
 		e.ln, err = net.Listen("unix", filepath.Join(dir, "sock"))
+	case "conn":
+		policy, perr := waitPolicy(e.s.Wait)
+		if perr != nil {
+			return nil, perr
+		}
+		e.ln, err = shmring.Listen("shmbench-"+uuid.NewString(), shmring.WithWaitPolicy(policy))
 	case "tcp":
 		e.ln, err = net.Listen("tcp", "127.0.0.1:0")
 	case "pipe":
@@ -50,7 +56,7 @@ func newEndpoint(ctx context.Context, s spec, dir string) (_ *endpoint, err erro
 	case "shmring", "shmring-batch":
 		err = e.createRings()
 	default:
-		err = fmt.Errorf("unknown transport %q (shmring, shmring-batch, uds, uds-buffered, pipe, tcp)", s.Transport)
+		err = fmt.Errorf("unknown transport %q (shmring, shmring-batch, conn, uds, uds-buffered, pipe, tcp)", s.Transport)
 	}
 	if err != nil {
 		e.close()
@@ -183,6 +189,17 @@ func dial(ctx context.Context, s spec) (conn, error) {
 			return nil, err
 		}
 		return newStreamConn(c, c, buffered, c), nil
+	case "conn":
+		// shmring's net.Conn, framed by the same code as uds.
+		policy, err := waitPolicy(s.Wait)
+		if err != nil {
+			return nil, err
+		}
+		c, err := shmring.Dial(ctx, s.Addr, shmring.WithWaitPolicy(policy))
+		if err != nil {
+			return nil, err
+		}
+		return newStreamConn(c, c, false, c), nil
 	case "pipe":
 		w, r := os.NewFile(3, "up"), os.NewFile(4, "down")
 		return newStreamConn(r, w, false, r, w), nil

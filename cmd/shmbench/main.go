@@ -16,14 +16,18 @@
 //     switches per second while nothing is sent), latency_ns is the one-way
 //     latency of -rate messages per second into random rings, and
 //     msgs_per_sec the rate of a stream into one ring while the others
-//     idle (see manyrings.go). Not in the default -patterns.
+//     idle (see manyrings.go). Not in the default -patterns;
+//   - http: the peer serves net/http, this process times HTTP/1.1 round
+//     trips with a body of the message size echoed back (transports conn
+//     and uds only; see http.go). Not in the default -patterns.
 //
 // Contention, a condition of the whole run: -cpus N confines every process
 // of every case to N CPUs (as a 1-CPU container would), and -load N runs N
 // busy threads beside each case (busy neighbours). The JSON's machine object
 // records both (cpus_limit, cpu_set, load).
 //
-// Transports: shmring-waitset (manyrings only: the waiting process serves
+// Transports: conn (shmring's net.Conn from Dial and Listen, framed by the
+// same code as uds; once per -waits policy), shmring-waitset (manyrings only: the waiting process serves
 // every ring from one WaitSet; shmring there is a goroutine per ring in
 // Recv), shmring (once per -waits policy: "spin" never sleeps,
 // "default" is the library's default, "park" sleeps after 64 polls, "spin=20us"
@@ -79,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		asJSON     = fs.Bool("json", false, "print one JSON object instead of a table")
 		duration   = fs.Duration("duration", 2*time.Second, "how long each case runs")
 		sizes      = fs.String("sizes", "64,1024,65536", "message `SIZES`, comma-separated (at least 32 bytes each; KiB and MiB suffixes work)")
-		transports = fs.String("transports", "shmring,shmring-waitset,shmring-batch,uds,uds-buffered,pipe,tcp", "`TRANSPORTS` to compare (not every pattern has every transport)")
+		transports = fs.String("transports", "shmring,shmring-waitset,shmring-batch,conn,uds,uds-buffered,pipe,tcp", "`TRANSPORTS` to compare (not every pattern has every transport)")
 		patterns   = fs.String("patterns", "stream,pingpong,lowrate,mpsc", "`PATTERNS` to run")
 		waits      = fs.String("waits", "spin,default", "shmring wait `POLICIES`: spin, default, park, spin=DURATION")
 		producers  = fs.Int("producers", 4, "peers sending at once in the mpsc pattern")
@@ -173,21 +177,24 @@ func plan(patterns, transports, waits, sizes string, producers, rings int, rate 
 	var cases []spec
 	for _, p := range strings.Split(patterns, ",") {
 		switch p {
-		case "stream", "pingpong", "lowrate", "mpsc", "manyrings":
+		case "stream", "pingpong", "lowrate", "mpsc", "manyrings", "http":
 		default:
-			return nil, fmt.Errorf("unknown pattern %q (stream, pingpong, lowrate, mpsc, manyrings)", p)
+			return nil, fmt.Errorf("unknown pattern %q (stream, pingpong, lowrate, mpsc, manyrings, http)", p)
 		}
 		for _, t := range strings.Split(transports, ",") {
 			switch t {
-			case "shmring", "shmring-waitset", "shmring-batch", "uds", "uds-buffered", "pipe", "tcp":
+			case "shmring", "shmring-waitset", "shmring-batch", "conn", "uds", "uds-buffered", "pipe", "tcp":
 			default:
-				return nil, fmt.Errorf("unknown transport %q (shmring, shmring-waitset, shmring-batch, uds, uds-buffered, pipe, tcp)", t)
+				return nil, fmt.Errorf("unknown transport %q (shmring, shmring-waitset, shmring-batch, conn, uds, uds-buffered, pipe, tcp)", t)
 			}
 			if (p == "manyrings") != (t == "shmring-waitset") && (p != "manyrings" || (t != "shmring" && t != "uds")) {
 				continue // manyrings compares shmring, shmring-waitset and uds; only manyrings has shmring-waitset
 			}
+			if p == "http" && t != "conn" && t != "uds" {
+				continue // net/http runs over a net.Conn: conn against uds
+			}
 			tw := []string{""}
-			if strings.HasPrefix(t, "shmring") {
+			if strings.HasPrefix(t, "shmring") || t == "conn" {
 				tw = ws
 			}
 			for _, w := range tw {
@@ -214,8 +221,11 @@ func runLoaded(s spec, load int) (result, error) {
 		return result{}, fmt.Errorf("starting %d busy threads: %w", load, err)
 	}
 	defer stop()
-	if s.Pattern == "manyrings" {
+	switch s.Pattern {
+	case "manyrings":
 		return manyRings(s)
+	case "http":
+		return runHTTP(s)
 	}
 	return runCase(s)
 }
@@ -306,6 +316,13 @@ func peerMain(env string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.Duration+time.Minute)
 	defer cancel()
+	if s.Pattern == "http" {
+		if err := httpPeer(s); err != nil {
+			fmt.Fprintf(os.Stderr, "shmbench peer: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	if s.Pattern == "manyrings" {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*s.Duration+time.Minute)
 		defer cancel()

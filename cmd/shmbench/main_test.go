@@ -35,10 +35,10 @@ func TestEveryCase(t *testing.T) {
 	if doc.Machine.CPUs < 1 || doc.Machine.Go == "" {
 		t.Fatalf("machine %+v", doc.Machine)
 	}
-	// 4 patterns x (2 shmring transports x 2 policies + 4 other
-	// transports) x 2 sizes.
-	if len(doc.Results) != 4*8*2 {
-		t.Fatalf("%d results, want 64", len(doc.Results))
+	// 4 patterns x (3 shmring transports (shmring, shmring-batch, conn)
+	// x 2 policies + 4 other transports) x 2 sizes.
+	if len(doc.Results) != 4*10*2 {
+		t.Fatalf("%d results, want 80", len(doc.Results))
 	}
 	seen := map[string]bool{}
 	for _, r := range doc.Results {
@@ -47,7 +47,7 @@ func TestEveryCase(t *testing.T) {
 		if r.Messages == 0 || r.MsgsPerSec <= 0 || r.MBPerSec <= 0 || r.Seconds <= 0 || r.CPUSeconds <= 0 {
 			t.Errorf("%s %d B: %+v", name, r.Size, r)
 		}
-		if strings.HasPrefix(r.Transport, "shmring") != (r.Wait != "") {
+		if (strings.HasPrefix(r.Transport, "shmring") || r.Transport == "conn") != (r.Wait != "") {
 			t.Errorf("%s: wait %q", name, r.Wait)
 		}
 		timed := r.Pattern == "pingpong" || r.Pattern == "lowrate"
@@ -61,7 +61,7 @@ func TestEveryCase(t *testing.T) {
 			t.Errorf("lowrate %s: %d messages in 100 ms at 2000/s", r.Transport, r.Messages)
 		}
 	}
-	if len(seen) != 4*8 {
+	if len(seen) != 4*10 {
 		t.Errorf("%d distinct cases: %v", len(seen), seen)
 	}
 }
@@ -156,6 +156,23 @@ func TestManyRingsPattern(t *testing.T) {
 	var out, errs bytes.Buffer
 	if code := run([]string{"-patterns", "manyrings", "-rings", "0"}, &out, &errs); code != 2 {
 		t.Errorf("-rings 0: exit %d, want 2", code)
+	}
+}
+
+// TestHTTPPattern runs the http pattern over conn and uds briefly and
+// checks that round trips were timed.
+func TestHTTPPattern(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skipf("named rings live in /dev/shm; %s is not measured", runtime.GOOS)
+	}
+	doc := runJSON(t, "-json", "-patterns", "http", "-duration", "100ms", "-sizes", "64", "-waits", "default")
+	if len(doc.Results) != 2 {
+		t.Fatalf("%d results, want conn and uds: %+v", len(doc.Results), doc.Results)
+	}
+	for _, r := range doc.Results {
+		if r.Messages == 0 || r.LatencyNs.P50 <= 0 || r.CPUSeconds <= 0 || (r.Transport == "conn") != (r.Wait != "") {
+			t.Errorf("%s: %+v", r.Transport, r)
+		}
 	}
 }
 
