@@ -480,6 +480,21 @@ func (c *Conn) Read(b []byte) (int, error) {
 		c.view = nil
 		c.c.Release()
 	}
+	// Fill b with what is there already: a reader with a large buffer
+	// (bufio) then makes one call for many small messages.
+	for c.view == nil && n < len(b) {
+		msg, err := c.c.TryPeek()
+		if err != nil {
+			break // nothing more now; an error comes back at the next Read
+		}
+		k := copy(b[n:], msg)
+		n += k
+		if k < len(msg) {
+			c.view = msg[k:]
+			break
+		}
+		c.c.Release()
+	}
 	return n, nil
 }
 
@@ -581,7 +596,7 @@ func (c *Conn) writable() error {
 		return net.ErrClosed
 	case c.wshut:
 		return errWriteShut
-	case c.wdl.context().Err() != nil:
+	case c.wdl.expired.Load():
 		return os.ErrDeadlineExceeded
 	}
 	// The peer's death: reported by the watch of its process, or looked
@@ -689,20 +704,21 @@ func (c *Conn) opErr(op string, err error) error {
 // deadline passes or the connection closes, renewed when a deadline is set
 // after it was cancelled.
 type deadline struct {
-	mu     sync.Mutex
-	ctx    context.Context
-	cancel context.CancelFunc
-	timer  *time.Timer
-	closed bool
+	mu      sync.Mutex
+	cur     atomic.Pointer[context.Context] // read without mu, per message
+	expired atomic.Bool                     // cur is cancelled (a cheaper look than its Err)
+	ctx     context.Context
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	closed  bool
 }
 
-func (d *deadline) init() { d.ctx, d.cancel = context.WithCancel(context.Background()) }
-
-func (d *deadline) context() context.Context {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.ctx
+func (d *deadline) init() {
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.cur.Store(&d.ctx)
 }
+
+func (d *deadline) context() context.Context { return *d.cur.Load() }
 
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
@@ -715,14 +731,28 @@ func (d *deadline) set(t time.Time) {
 		d.timer = nil
 	}
 	if d.ctx.Err() != nil {
-		d.ctx, d.cancel = context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(context.Background())
+		d.ctx, d.cancel = ctx, cancel
+		d.cur.Store(&ctx)
+		d.expired.Store(false)
 	}
 	if t.IsZero() {
 		return
 	}
 	if left := time.Until(t); left > 0 {
-		d.timer = time.AfterFunc(left, d.cancel)
+		cur, cancel := d.cur.Load(), d.cancel
+		d.timer = time.AfterFunc(left, func() {
+			// A timer stopped too late must not expire a context
+			// that replaced its own.
+			d.mu.Lock()
+			if d.cur.Load() == cur {
+				d.expired.Store(true)
+			}
+			d.mu.Unlock()
+			cancel()
+		})
 	} else {
+		d.expired.Store(true)
 		d.cancel()
 	}
 }
@@ -734,5 +764,6 @@ func (d *deadline) close() {
 	if d.timer != nil {
 		d.timer.Stop()
 	}
+	d.expired.Store(true)
 	d.cancel()
 }
