@@ -714,8 +714,9 @@ type deadline struct {
 }
 
 func (d *deadline) init() {
-	d.ctx, d.cancel = context.WithCancel(context.Background())
-	d.cur.Store(&d.ctx)
+	ctx, cancel := context.WithCancel(context.Background())
+	d.ctx, d.cancel = ctx, cancel
+	d.cur.Store(&ctx) // a copy: d.ctx changes under mu
 }
 
 func (d *deadline) context() context.Context { return *d.cur.Load() }
