@@ -88,6 +88,8 @@ type Listener struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	closed atomic.Bool
+
+	ringOpts []Option // to create the ring again (renew)
 }
 
 // WithBacklog sets how many connections may wait to be accepted by a
@@ -127,7 +129,7 @@ func Listen(name string, opts ...Option) (*Listener, error) {
 		r.Remove()
 		return nil, err
 	}
-	l := &Listener{name: name, opts: o, r: r, c: c}
+	l := &Listener{name: name, opts: o, r: r, c: c, ringOpts: lopts}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	return l, nil
 }
@@ -191,7 +193,16 @@ func (l *Listener) AcceptConn(ctx context.Context) (*Conn, error) {
 		if l.closed.Load() {
 			return nil, &net.OpError{Op: "accept", Net: Network, Addr: l.Addr(), Err: net.ErrClosed}
 		}
-		n, err := l.c.Recv(ctx, req[:])
+		n, err := guardedRecv(l.c, ctx, req[:])
+		if err != nil && !l.closed.Load() && ctx.Err() == nil && (errors.Is(err, ErrCorrupt) || errors.Is(err, ErrTruncated)) {
+			// Anyone who may dial may write the listener ring: a
+			// hostile or broken dialer must not stop the server.
+			// Start over with a new ring at the name; dials in
+			// flight into the old one fail (it is marked removed).
+			if err = l.renew(); err == nil {
+				continue
+			}
+		}
 		if err != nil {
 			if l.closed.Load() {
 				err = net.ErrClosed
@@ -208,6 +219,36 @@ func (l *Listener) AcceptConn(ctx context.Context) (*Conn, error) {
 		}
 		return c, nil
 	}
+}
+
+// guardedRecv is Recv with a fault of the mapping (a dialer truncated the
+// listener's file) turned into ErrTruncated.
+func guardedRecv(c *Consumer, ctx context.Context, buf []byte) (n int, err error) {
+	err = Guarded(func() error {
+		var rerr error
+		n, rerr = c.Recv(ctx, buf)
+		return rerr
+	})
+	return n, err
+}
+
+// renew replaces the listener's ring with a new one at the same name; l.mu
+// is held.
+func (l *Listener) renew() error {
+	l.c.Close()
+	l.r.Remove()
+	l.r.Close()
+	r, err := Create(l.name, l.ringOpts...)
+	if err != nil {
+		return err
+	}
+	c, err := r.Consumer()
+	if err != nil {
+		r.Close()
+		return err
+	}
+	l.r, l.c = r, c
+	return nil
 }
 
 // accept opens the connection id's rings, removes their names, and

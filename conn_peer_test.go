@@ -5,6 +5,7 @@ package shmring_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"syscall"
@@ -124,5 +125,60 @@ func TestConnServerKilled(t *testing.T) {
 		if strings.HasPrefix(r.Name, name+".") {
 			t.Errorf("a connection's ring left named after the server died: %s", r.Name)
 		}
+	}
+}
+
+// TestListenerScribbled: a hostile process with access to the listener
+// writes garbage over its ring's control lines. The server must not stop:
+// its Accept replaces the ring, and a later dial connects.
+func TestListenerScribbled(t *testing.T) {
+	l := listen(t)
+	path := "/dev/shm/" + l.Addr().String()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("listener ring not a file in /dev/shm here: %v", err)
+	}
+	junk := make([]byte, 1024)
+	for i := range junk {
+		junk[i] = byte(i*7 + 13)
+	}
+	f.WriteAt(junk, 4096) // head, tail, doorbells...
+	f.Close()
+	accepted := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			buf := make([]byte, 8)
+			var n int
+			n, err = c.Read(buf)
+			if err == nil && string(buf[:n]) != "hi" {
+				err = fmt.Errorf("read %q", buf[:n])
+			}
+			c.Close()
+		}
+		accepted <- err
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		c, err := shmring.Dial(ctx, l.Addr().String())
+		cancel()
+		if err == nil {
+			c.Write([]byte("hi"))
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dial succeeded after the listener was scribbled on: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-accepted:
+		if err != nil {
+			t.Fatalf("Accept after the scribble: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Accept did not return")
 	}
 }
