@@ -9,12 +9,16 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
 	"golang.org/x/net/nettest"
 
 	"github.com/shmring/shmring"
+	"github.com/shmring/shmring/internal/futex"
+	"github.com/shmring/shmring/internal/osthreads"
 )
 
 // listen returns a listener on a fresh name, closed at the end of the test.
@@ -249,6 +253,75 @@ func TestConnHTTP(t *testing.T) {
 	for range 5 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// manyDialerChild dials SHMRING_TEST_NAME SHMRING_TEST_COUNT times, says
+// "dialed", and keeps the connections idle.
+func manyDialerChild() int {
+	n, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_COUNT"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for range n {
+		c, err := shmring.Dial(ctx, os.Getenv("SHMRING_TEST_NAME"), shmring.WithCapacity(4096))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer c.Close()
+	}
+	fmt.Println("dialed")
+	time.Sleep(time.Minute)
+	return 0
+}
+
+// TestManyIdleConns: one server with 1000 connections from another process,
+// a goroutine blocked in Read on each, runs at most GOMAXPROCS + 16 threads
+// on Linux (the waiting is shared; see TestManyRingsManyProducers for the
+// Windows bound), and each connection still works.
+func TestManyIdleConns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1000 connections: not in -short")
+	}
+	const n = 1000
+	if lim := openFilesAllowed(); lim < 2*n+200 {
+		t.Skipf("%d open files allowed, the test needs about %d", lim, 2*n+200)
+	}
+	l := listen(t, shmring.WithBacklog(n))
+	_, lines, stderr := childLines(t, "manydialer", "SHMRING_TEST_NAME="+l.Addr().String(), fmt.Sprint("SHMRING_TEST_COUNT=", n))
+	conns := make([]*shmring.Conn, n)
+	for i := range conns {
+		c, err := l.AcceptConn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	if l := nextLine(t, lines, stderr); l != "dialed" {
+		t.Fatalf("child: %q", l)
+	}
+	got := make(chan error, n)
+	for _, c := range conns {
+		go func() {
+			buf := make([]byte, 8)
+			_, err := c.Read(buf) // idle until the peer dies
+			got <- err
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // all asleep
+	peak := osthreads.Count()
+	if futex.ManyPerThread() && runtime.GOOS == "linux" && peak > runtime.GOMAXPROCS(0)+16 {
+		t.Errorf("%d threads with %d idle connections, want at most GOMAXPROCS + 16", peak, n)
+	}
+	t.Logf("%d idle connections: %d threads (GOMAXPROCS %d)", n, peak, runtime.GOMAXPROCS(0))
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now()) // wake every Read
+	}
+	for range n {
+		if err := <-got; !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Read of an idle connection: %v, want a timeout", err)
 		}
 	}
 }

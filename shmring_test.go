@@ -326,6 +326,8 @@ func child() int {
 		return dialerChild()
 	case "listener":
 		return listenerChild()
+	case "manydialer":
+		return manyDialerChild()
 	case "producer":
 		count, _ := strconv.ParseUint(os.Getenv("SHMRING_TEST_COUNT"), 10, 64)
 		maxSize, _ := strconv.Atoi(os.Getenv("SHMRING_TEST_MAXSIZE"))
