@@ -44,9 +44,11 @@ import (
 // threads, each waiting on up to 127 of them (futex_waitv), and the peers'
 // processes by pidfds in Go's network poller, so a process waiting on a
 // thousand idle rings runs about GOMAXPROCS + 12 threads and makes no
-// wake-ups. Elsewhere each armed member costs a goroutine that looks at its
-// doorbell every 200 µs and its peers every liveness interval (see README,
-// "Waiting on many rings").
+// wake-ups. On Windows a shared thread waits on up to 63 doorbells
+// (WaitForMultipleObjects) and each peer process's handle has a thread.
+// Elsewhere (macOS, FreeBSD) each armed member costs a goroutine that looks
+// at its doorbell every 200 µs and its peers every liveness interval (see
+// README, "Waiting on many rings").
 //
 // Thousands of goroutines each blocked in Recv or Send on their own ring
 // share threads the same way, so a WaitSet is a choice of style, not of
