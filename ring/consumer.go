@@ -50,13 +50,16 @@ type Consumer struct {
 
 	eof      bool   // report io.EOF once producers came and went, and drained
 	eofAfter uint64 // ... at least this many of them
-	wait     waiter
 	closed   bool
 	name     string // ConsumerOptions.Name, for errors
 
 	empties uint32 // empty polls, to look at the peers now and then
 
 	messages, bytes, wakes, recovered, reaped, corrupt uint64 // mirrored into the consumer line
+
+	// Last: the fields of every message come first, on as few cache lines
+	// as they fit.
+	wait waiter
 
 	// Keeps the next heap object's fields off this one's cache lines: a
 	// Producer and a Consumer in one process may be allocated side by side.

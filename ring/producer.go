@@ -32,11 +32,14 @@ type Producer struct {
 	resvLen  uint32
 	claimPos uint64
 
-	wait   waiter
 	closed bool
 	name   string // ProducerOptions.Name, for errors
 
 	messages, bytes, fullWaits, wakes uint64 // mirrored into the slot
+
+	// Last: the fields of every message come first, on as few cache lines
+	// as they fit.
+	wait waiter
 
 	// Keeps the next heap object's fields off this one's cache lines: a
 	// Producer and a Consumer in one process may be allocated side by side.

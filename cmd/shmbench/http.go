@@ -49,20 +49,11 @@ func runHTTP(s spec) (result, error) {
 		return result{}, err
 	}
 	cpu0 := selfCPU()
-	cmd := exec.CommandContext(ctx, exe)
-	js, _ := json.Marshal(s)
-	cmd.Env = append(os.Environ(), peerEnv+"="+string(js))
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	cmd, out, err := startPeer(ctx, exe, s)
+	if err != nil {
 		return result{}, err
 	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
+	defer killPeer(cmd)
 	policy, err := waitPolicy(s.Wait)
 	if err != nil && s.Transport == "conn" {
 		return result{}, err
@@ -95,7 +86,7 @@ func runHTTP(s spec) (result, error) {
 			break
 		}
 		if time.Since(start) > 10*time.Second {
-			return result{}, fmt.Errorf("no server: %v: %s", err, &out)
+			return result{}, fmt.Errorf("no server: %v: %s", err, out)
 		}
 	}
 	h := hdrhistogram.New(1, 60e9, 3)
@@ -113,7 +104,7 @@ func runHTTP(s spec) (result, error) {
 	call("/quit")
 	tr.CloseIdleConnections()
 	if err := cmd.Wait(); err != nil {
-		return result{}, fmt.Errorf("server: %v: %s", err, &out)
+		return result{}, fmt.Errorf("server: %v: %s", err, out)
 	}
 	res := result{Transport: s.Transport, Wait: s.Wait, Pattern: s.Pattern, Size: s.Size, Producers: 1,
 		Messages: n, Seconds: secs, CPUSeconds: selfCPU() - cpu0 + (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()}
@@ -153,4 +144,23 @@ func httpPeer(s spec) error {
 	<-quit
 	time.Sleep(10 * time.Millisecond) // let the answer go out
 	return srv.Close()
+}
+
+// startPeer starts this program as the peer of case s, its output
+// collected for error messages.
+func startPeer(ctx context.Context, exe string, s spec) (*exec.Cmd, *strings.Builder, error) {
+	cmd := exec.CommandContext(ctx, exe)
+	js, _ := json.Marshal(s)
+	cmd.Env = append(os.Environ(), peerEnv+"="+string(js))
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	return cmd, out, cmd.Start()
+}
+
+// killPeer ends a peer that has not been waited for.
+func killPeer(cmd *exec.Cmd) {
+	if cmd.ProcessState == nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
 }

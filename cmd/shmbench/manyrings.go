@@ -159,20 +159,11 @@ func manyWait(s spec) (result, error) {
 		}
 	}
 	cpu0 := selfCPU()
-	cmd := exec.CommandContext(ctx, exe)
-	js, _ := json.Marshal(s)
-	cmd.Env = append(os.Environ(), peerEnv+"="+string(js))
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	cmd, out, err := startPeer(ctx, exe, s)
+	if err != nil {
 		return result{}, err
 	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
+	defer killPeer(cmd)
 	var recv []func(buf []byte) (int, error) // per ring, for the goroutine receivers
 	if ln != nil {
 		conns := make([]*streamConn, s.Rings)
@@ -217,13 +208,13 @@ func manyWait(s spec) (result, error) {
 		time.Sleep(100 * time.Millisecond)
 		idle = idleRate(s.Duration)
 	case err := <-done:
-		return result{}, fmt.Errorf("before the idle phase: %v: %s", err, &out)
+		return result{}, fmt.Errorf("before the idle phase: %v: %s", err, out)
 	}
 	if err := <-done; err != nil {
-		return result{}, fmt.Errorf("%v: %s", err, &out)
+		return result{}, fmt.Errorf("%v: %s", err, out)
 	}
 	if err := cmd.Wait(); err != nil {
-		return result{}, fmt.Errorf("peer: %v: %s", err, &out)
+		return result{}, fmt.Errorf("peer: %v: %s", err, out)
 	}
 	cpu := selfCPU() - cpu0 + (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	res := result{Transport: s.Transport, Wait: s.Wait, Pattern: s.Pattern, Size: s.Size, Producers: 1,

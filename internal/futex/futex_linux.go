@@ -31,6 +31,11 @@ func wait(addr *uint32, val uint32, timeout time.Duration) error {
 	// be told so that it can hand this P to another thread.
 	_, _, errno := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWait,
 		uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
+	return waitResult(errno)
+}
+
+// waitResult is Wait's answer for the errno of a futex wait.
+func waitResult(errno unix.Errno) error {
 	switch errno {
 	case 0, unix.EAGAIN, unix.EINTR:
 		return nil

@@ -2,7 +2,6 @@ package futex
 
 import (
 	"fmt"
-	"os"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -121,14 +120,7 @@ func waitAlarm(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uin
 		_, _, errno = unix.Syscall6(unix.SYS_FUTEX_WAITV, uintptr(unsafe.Pointer(&vec[0])), uintptr(n), 0,
 			uintptr(unsafe.Pointer(ts)), unix.CLOCK_MONOTONIC, 0)
 	}
-	switch errno {
-	case 0, unix.EAGAIN, unix.EINTR:
-		return nil
-	case unix.ETIMEDOUT:
-		return os.ErrDeadlineExceeded
-	default:
-		return fmt.Errorf("futex wait: %w", errno)
-	}
+	return waitResult(errno)
 }
 
 func wakePrivate(addr *uint32) {
