@@ -52,7 +52,8 @@ func Sleep(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32)
 		// wake-up (giving it up and taking one back doubled a round trip
 		// on one CPU, 3.0 to 6.6 µs); a second one that would take the
 		// last P gives it up at once (two goroutines asleep in one
-		// process with GOMAXPROCS 2 made a gRPC call there 4x slower).
+		// process with GOMAXPROCS 2 made a gRPC call between them 1.2 to
+		// 4 times slower, depending on the machine).
 		return waitAlarm(addr, val, timeout, a, av, k >= 2 && int(k) >= runtime.GOMAXPROCS(0))
 	}
 	direct.Add(-1)
