@@ -129,6 +129,11 @@ type waiter struct {
 	fenceWord atomic.Uint64 // target of fence (atomic.Uint64: aligned on 32-bit too)
 }
 
+// maxWatched bounds the peer processes one waiter watches (a ring has up to
+// 4096 producer slots, each naming a PID that any process with the ring
+// open may have written); beyond it the waiter looks on the timer.
+const maxWatched = 64
+
 // watching reports whether peers' deaths wake this waiter as events.
 func (w *waiter) watching() bool {
 	return w.peers != nil && w.check != nil && !w.noWatch && peerwatch.Supported() && futex.ManyPerThread()
@@ -176,6 +181,13 @@ func (w *waiter) watchPeers(died bool) (unwatched bool, err error) {
 			continue
 		}
 		if _, ok := w.watched[pid]; ok {
+			continue
+		}
+		if len(w.watched) >= maxWatched {
+			// The PIDs come from shared memory: a scribbled slot table
+			// must not make this process open thousands of pidfds.
+			// Past the bound, look on the timer.
+			unwatched = true
 			continue
 		}
 		stop, err := peerwatch.Watch(pid, w.peerDied)
