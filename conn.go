@@ -425,7 +425,6 @@ type Conn struct {
 	c             *Consumer
 	p             *Producer
 	local, remote Addr
-	server        bool
 
 	rmu      sync.Mutex // serializes reads
 	view     []byte     // the rest of the message Read is in the middle of
@@ -459,7 +458,7 @@ func newConn(in, out *Ring, name string, localPID, remotePID int, server bool) (
 	if localPID == 0 {
 		localPID = os.Getpid()
 	}
-	conn := &Conn{in: in, out: out, c: c, p: p, server: server, peerUID: -1,
+	conn := &Conn{in: in, out: out, c: c, p: p, peerUID: -1,
 		local: Addr{Name: name, PID: localPID}, remote: Addr{Name: name, PID: remotePID}}
 	conn.rdl.init()
 	conn.wdl.init()
