@@ -1,5 +1,3 @@
-//go:build unix
-
 package shmring_test
 
 import (
@@ -7,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,7 +14,7 @@ import (
 )
 
 // TestConnPeerKilled: the server end of a connection whose client process
-// is stopped sees it alive; killed, its Read returns ErrPeerDead (not
+// is stopped sees it alive (where a process can be stopped: not Windows); killed, its Read returns ErrPeerDead (not
 // io.EOF) and its Write fails with ErrPeerDead, with a liveness interval of
 // an hour: the event of the process's end, not a timer, tells.
 func TestConnPeerKilled(t *testing.T) {
@@ -34,15 +32,18 @@ func TestConnPeerKilled(t *testing.T) {
 	if n, err := server.Read(buf); err != nil || string(buf[:n]) != "hello" {
 		t.Fatalf("Read: %q, %v", buf[:n], err)
 	}
-	cmd.Process.Signal(syscall.SIGSTOP)
-	server.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	if _, err := server.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("Read while the peer is stopped: %v, want a timeout (it is alive)", err)
+	if resume, ok := stopProcess(cmd.Process); ok {
+		server.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := server.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Read while the peer is stopped: %v, want a timeout (it is alive)", err)
+		}
+		if _, err := server.Write([]byte("still there?")); err != nil {
+			t.Fatalf("Write while the peer is stopped: %v", err)
+		}
+		resume()
+	} else {
+		t.Logf("the stopped-peer part is skipped: a process cannot be stopped from outside on %s", runtime.GOOS)
 	}
-	if _, err := server.Write([]byte("still there?")); err != nil {
-		t.Fatalf("Write while the peer is stopped: %v", err)
-	}
-	cmd.Process.Signal(syscall.SIGCONT)
 	server.SetReadDeadline(time.Now().Add(30 * time.Second))
 	done := make(chan error, 1)
 	go func() {
@@ -118,6 +119,9 @@ func TestConnServerKilled(t *testing.T) {
 		t.Fatalf("Write after the server was killed: %v, want ErrPeerDead", werr)
 	}
 	rings, err := shmring.List()
+	if errors.Is(err, shmring.ErrNotSupported) {
+		return // names there are kernel objects: they go with the last handle
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
