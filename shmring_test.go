@@ -326,6 +326,8 @@ func child() int {
 		return dialerChild()
 	case "listener":
 		return listenerChild()
+	case "hostiledialer":
+		return hostileDialerChild()
 	case "manydialer":
 		return manyDialerChild()
 	case "producer":
