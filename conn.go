@@ -267,7 +267,10 @@ func (l *Listener) accept(id uuid.UUID, pid int) (c *Conn, err error) {
 			shm.Remove(down)
 		}
 	}()
-	ropts := []Option{WithWaitPolicy(l.opts.wait), WithEOF(true), WithEOFAfter(1)}
+	// No waiting for a creator to finish: the dialer finished both rings
+	// before it sent the request, and a hostile one must not hold Accept
+	// up for the other dialers.
+	ropts := []Option{WithWaitPolicy(l.opts.wait), WithEOF(true), WithEOFAfter(1), WithInitWait(0)}
 	if l.opts.liveness > 0 {
 		ropts = append(ropts, WithLiveness(l.opts.liveness))
 	}
