@@ -79,6 +79,7 @@ func TestConnPeerKilled(t *testing.T) {
 // rings leave no name behind.
 func TestConnServerKilled(t *testing.T) {
 	name := ringName(t)
+	t.Cleanup(func() { shmring.RemoveIfUnused(name) }) // the killed server's listener ring
 	cmd, lines, stderr := childLines(t, "listener", "SHMRING_TEST_NAME="+name)
 	if l := nextLine(t, lines, stderr); l != "listening" {
 		t.Fatalf("child: %q", l)

@@ -29,6 +29,8 @@ type RingStatus struct {
 	Modified time.Time `json:"modified"`
 	// Stats is the ring's shared state, for a ring whose header is valid.
 	Stats *ring.Stats `json:"stats,omitempty"`
+
+	listener bool // the ring has a listener's shape (see Listeners)
 }
 
 // unusedGrace spares files modified more recently than this from RemoveUnused: a creator
@@ -121,6 +123,7 @@ func inspect(seg *shm.Segment, name string) (st RingStatus, r *ring.Ring, err er
 		if s, err := stats(r); err == nil {
 			st.Stats = &s
 		}
+		st.listener = isListenerShape(r.Info())
 	case errors.Is(err, ring.ErrNotReady) || errors.Is(err, shm.ErrTooSmall):
 		r, st.State = nil, stateUnfinished
 	default:

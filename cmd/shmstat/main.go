@@ -6,7 +6,8 @@
 //	shmstat orders                  # once (the same as -name orders)
 //	shmstat orders -watch 1s        # again every second, with rates
 //	shmstat -path /var/run/ring -json
-//	shmstat -list                   # the named rings: in use, unused, unfinished
+//	shmstat -list                   # the named rings: in use, unused, unfinished;
+//	                                # the listeners and their connections
 //	shmstat -clean                  # remove those no process has open
 //
 // Exit status: 0 on success, 1 when the ring cannot be read (missing, not a
@@ -38,7 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	loc.Register(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per look")
 	watch := fs.Duration("watch", 0, "look again every `INTERVAL` until interrupted")
-	list := fs.Bool("list", false, "list the named rings and their state instead")
+	list := fs.Bool("list", false, "list the named rings and their state, and the listeners with their connections, instead")
 	clean := fs.Bool("clean", false, "remove the named rings that no process has open, and list them")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: shmstat [NAME | -name NAME | -path FILE] [-json] [-watch INTERVAL]\n       shmstat -list | -clean [-json]")
@@ -102,8 +103,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// listRings prints the named rings (-list), or removes the unused ones and
-// prints those (-clean).
+// listRings prints the named rings (-list), with the listeners and their
+// connections, or removes the unused ones and prints those (-clean).
 func listRings(clean, asJSON bool, stdout, stderr io.Writer) int {
 	what, f := "named rings", shmring.List
 	if clean {
@@ -114,8 +115,15 @@ func listRings(clean, asJSON bool, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shmstat: %v\n", err)
 		return 1
 	}
+	var listeners []shmring.ListenerStatus
+	if !clean {
+		if listeners, err = shmring.Listeners(); err != nil {
+			fmt.Fprintf(stderr, "shmstat: %v\n", err)
+			return 1
+		}
+	}
 	if asJSON {
-		json.NewEncoder(stdout).Encode(rings)
+		json.NewEncoder(stdout).Encode(withListeners(rings, listeners))
 		return 0
 	}
 	fmt.Fprintf(stdout, "%d %s\n", len(rings), what)
@@ -132,7 +140,68 @@ func listRings(clean, asJSON bool, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "  %-40s %10d bytes  %-10s  modified %s  %s\n", r.Name, r.Size, r.State, r.Modified.Format(time.RFC3339), peers)
 	}
+	if clean {
+		return 0
+	}
+	fmt.Fprintf(stdout, "%d listeners\n", len(listeners))
+	for _, l := range listeners {
+		state := "not listening (closed, or its server died)"
+		if l.Listening {
+			state = fmt.Sprintf("listening, server pid %d, %d requests waiting", l.ServerPID, l.Waiting)
+		}
+		conns := fmt.Sprintf("%d connections", len(l.Conns))
+		if !l.ConnsListed {
+			conns = "connections not listed on this system (Linux lists them from /proc)"
+		}
+		fmt.Fprintf(stdout, "  %s  %s, %s\n", l.Name, state, conns)
+		for _, c := range l.Conns {
+			fmt.Fprintf(stdout, "    %s  %-13s  client %s  server %s\n", c.ID, c.State, connEnd(c.Client), connEnd(c.Server))
+		}
+	}
 	return 0
+}
+
+// connEnd describes one end of a connection on one line.
+func connEnd(e shmring.ConnEndStatus) string {
+	uid := "?"
+	if e.UID >= 0 {
+		uid = fmt.Sprint(e.UID)
+	}
+	state := "dead"
+	switch {
+	case e.PID == 0:
+		state = "gone"
+	case e.Alive:
+		state = "alive"
+	}
+	return fmt.Sprintf("pid %d uid %s %s, wrote %d msgs %d bytes (%d unread)", e.PID, uid, state, e.Messages, e.Bytes, e.Unread)
+}
+
+// listed is one element of -list -json: a named ring, and for a
+// listener, its connections. A listener closed while connections made
+// through it stay open has no ring: its element has the state "closed".
+type listed struct {
+	shmring.RingStatus
+	Listener *shmring.ListenerStatus `json:"listener,omitempty"`
+}
+
+func withListeners(rings []shmring.RingStatus, listeners []shmring.ListenerStatus) []listed {
+	out := make([]listed, 0, len(rings))
+	byName := map[string]*shmring.ListenerStatus{}
+	for i := range listeners {
+		byName[listeners[i].Name] = &listeners[i]
+	}
+	for _, r := range rings {
+		l := byName[r.Name]
+		delete(byName, r.Name)
+		out = append(out, listed{RingStatus: r, Listener: l})
+	}
+	for _, l := range listeners {
+		if byName[l.Name] != nil {
+			out = append(out, listed{RingStatus: shmring.RingStatus{Name: l.Name, State: "closed"}, Listener: byName[l.Name]})
+		}
+	}
+	return out
 }
 
 // snapshot is one look at a ring, as printed and as JSON.

@@ -61,6 +61,12 @@ func open(path string, minSize int64) (_ *Segment, err error) {
 	if err != nil {
 		return nil, pathErr("open", path, err)
 	}
+	return mapFD(fd, path, minSize)
+}
+
+// mapFD maps the whole regular file open as fd (read-write), of at least
+// minSize bytes, and owns fd from then on (closed on error).
+func mapFD(fd int, path string, minSize int64) (_ *Segment, err error) {
 	f := os.NewFile(uintptr(fd), path)
 	defer func() {
 		if err != nil {
