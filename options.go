@@ -14,8 +14,9 @@ type WaitPolicy = ring.WaitPolicy
 
 var (
 	// DefaultWaitPolicy spins for 20 µs, yields for 30 µs more, then
-	// sleeps; it never spins in a process that may use one CPU only (see
-	// WaitPolicy).
+	// sleeps; it never spins in a process that may use one CPU only, and
+	// elsewhere stops spinning while spins do not pay, as measured by each
+	// waiter (see WaitPolicy).
 	DefaultWaitPolicy = ring.DefaultWaitPolicy
 	// SpinWaitPolicy never sleeps in the kernel: lowest latency, and one
 	// busy core for as long as a call waits. Only for a process that owns

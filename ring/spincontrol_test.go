@@ -1,0 +1,89 @@
+package ring
+
+import (
+	"testing"
+	"time"
+)
+
+// feed runs waits through c, each taking step and completing perWait
+// messages, and ending asleep when asleep says so, until c has gone
+// through the given number of phases; it returns the time reached.
+func feed(c *spinControl, now time.Time, progress *uint64, step time.Duration, perWait func(phase int) uint64, asleep func(phase int) bool, phases int) time.Time {
+	for n := 0; n < phases; {
+		before := c.phase
+		now = now.Add(step)
+		*progress += perWait(c.phase)
+		c.waited(now, *progress, asleep(c.phase))
+		if c.phase != before {
+			n++
+		}
+	}
+	return now
+}
+
+// TestSpinControl checks the choices of the spin controller: it keeps
+// spinning while spins catch what they wait for and sleeping is no faster;
+// it sleeps at once when most spinning waits ended asleep anyway, or when
+// sleeping at once measured clearly faster; and it measures again, so a
+// change of workload changes its choice back.
+func TestSpinControl(t *testing.T) {
+	p := DefaultWaitPolicy
+	full := p.Spin + p.Yield
+	var c spinControl
+	var progress uint64
+	now := time.Unix(1000, 0)
+	if c.window(p) != full {
+		t.Fatalf("a new waiter's window is %v, want %v", c.window(p), full)
+	}
+	one := func(int) uint64 { return 1 }
+	never := func(int) bool { return false }
+	// The first exploit phase lasts exploitWaits and exploitTime.
+	c.waited(now, 0, false)
+	for range exploitWaits - 1 {
+		now = now.Add(time.Microsecond)
+		progress++
+		c.waited(now, progress, false)
+	}
+	if c.phase != exploit {
+		t.Fatalf("phase %d after %d waits in %v: the exploit phase must last %v too", c.phase, exploitWaits, 1023*time.Microsecond, exploitTime)
+	}
+	// Spins that catch everything, at the same rate either way: spin.
+	now = feed(&c, now, &progress, 100*time.Microsecond, one, never, 3)
+	if c.park || c.window(p) != full {
+		t.Fatalf("spins catching everything: park %v, window %v", c.park, c.window(p))
+	}
+	// Spinning waits that mostly end asleep: sleep at once.
+	always := func(int) bool { return true }
+	now = feed(&c, now, &progress, 200*time.Microsecond, one, always, 3)
+	if !c.park || c.window(p) != 0 {
+		t.Fatalf("spins that never catch anything: park %v, window %v", c.park, c.window(p))
+	}
+	// Back to spins that catch everything: spinning again.
+	now = feed(&c, now, &progress, 10*time.Microsecond, one, never, 3)
+	if c.park {
+		t.Fatal("the controller did not go back to spinning when spins caught everything again")
+	}
+	// Spins catch everything, but sleeping at once gets twice the
+	// messages through (the spinning starves the peer): sleep at once.
+	twiceWhenSleeping := func(phase int) uint64 {
+		if phase == explorePark {
+			return 2
+		}
+		return 1
+	}
+	now = feed(&c, now, &progress, 10*time.Microsecond, twiceWhenSleeping, never, 3)
+	if !c.park {
+		t.Fatal("sleeping measured twice as fast, and the controller kept spinning")
+	}
+	// Sleeping only a little faster (within parkMargin): spin.
+	slightly := func(phase int) uint64 {
+		if phase == explorePark {
+			return 105
+		}
+		return 100
+	}
+	feed(&c, now, &progress, 10*time.Microsecond, slightly, never, 3)
+	if c.park {
+		t.Fatalf("sleeping 5%% faster (margin %v) and the controller chose it", parkMargin)
+	}
+}
