@@ -1,7 +1,9 @@
 package shmring_test
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"net"
 	"path/filepath"
 	"testing"
@@ -58,4 +60,38 @@ func benchConnectClose(b *testing.B, l net.Listener, dial func(context.Context) 
 	}
 	l.Close()
 	<-accepted
+}
+
+// BenchmarkConnWrite64 writes 68-byte frames (a 4-byte length and 64
+// bytes, as cmd/shmbench's stream does) through a Conn, one Write each,
+// to a reader in another goroutine that reads them through a bufio.Reader.
+func BenchmarkConnWrite64(b *testing.B) {
+	l, err := shmring.Listen(ringName(b))
+	if err != nil {
+		b.Skip(err)
+	}
+	defer l.Close()
+	client, server, err := pipe(b, l)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	defer server.Close()
+	done := make(chan int64)
+	go func() {
+		r := bufio.NewReaderSize(server, 64<<10)
+		n, _ := io.Copy(io.Discard, r)
+		done <- n
+	}()
+	frame := make([]byte, 68)
+	b.SetBytes(int64(len(frame)))
+	for b.Loop() {
+		if _, err := client.Write(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+	client.CloseWrite()
+	if n := <-done; n != int64(b.N)*int64(len(frame)) {
+		b.Fatalf("read %d bytes of %d", n, b.N*len(frame))
+	}
 }

@@ -72,6 +72,6 @@ func (p *Producer) abortMulti() {
 	r := p.r
 	r.padTo(p.resvPos, p.resvPos+recordSize(uint64(p.resvLen)), p.slot)
 	r.padTo(p.claimPos, p.resvPos, p.slot)
-	p.wait.fence()
+	p.commitFence()
 	r.dataDoor.ring()
 }

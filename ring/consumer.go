@@ -129,6 +129,7 @@ func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
 	c.resumeBatch(atomic.LoadUint64(r.u64(offConsumer + consBatch)))
 	c.wait.check = func() error { return c.noteCorrupt(c.maintain()) }
 	c.wait.progress, c.wait.lastProgress = &c.messages, c.messages
+	c.wait.peersFence = r.producersFence
 	c.wait.nparks = atomic.LoadUint64(c.wait.parks)
 	// A predecessor marked attached died: its lock is ours now. Either way
 	// the line is ours; the generation tells producers it changed hands.

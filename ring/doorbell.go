@@ -36,15 +36,21 @@ func (d doorbell) arm(v uint32) {
 // way to sleep (a membarrier and a futex call: microseconds) made a wake
 // call of its own: 80 thousand per million messages with four producers.
 func (d doorbell) ring() bool {
+	_, woke := d.ringSaw()
+	return woke
+}
+
+// ringSaw is ring, also reporting whether the waiter count was non-zero.
+func (d doorbell) ringSaw() (saw, woke bool) {
 	if atomic.LoadUint32(d.waiters) == 0 {
-		return false
+		return false, false
 	}
 	b := atomic.LoadUint32(d.word)
 	if b != atomic.LoadUint32(d.armed) || !atomic.CompareAndSwapUint32(d.word, b, b+1) {
-		return false // rung since it was armed, or being rung now
+		return true, false // rung since it was armed, or being rung now
 	}
 	d.wake()
-	return true
+	return true, true
 }
 
 // interrupt rings the doorbell unconditionally, waking every sleeper: for a

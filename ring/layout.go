@@ -92,8 +92,9 @@ const (
 
 // Fields of the producers' shared line, relative to offProducers.
 const (
-	prodsAttaches = 0 // uint64: producer attaches since creation
-	prodsAttached = 8 // uint32: producers attached now
+	prodsAttaches = 0  // uint64: producer attaches since creation
+	prodsAttached = 8  // uint32: producers attached now
+	prodsFenced   = 12 // uint32: producers that fence every commit (fenced.go)
 )
 
 // Fields of a producer slot, relative to the slot's start.
@@ -108,6 +109,7 @@ const (
 	slotFullWaits = 48 // uint64: times the producer found the ring full
 	slotParks     = 56 // uint64: times it slept on the space bell
 	slotWakes     = 64 // uint64: wake system calls made on the data bell
+	slotFenced    = 72 // uint32: 1 while counted in prodsFenced (fenced.go)
 )
 
 // Header flags.

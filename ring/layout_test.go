@@ -42,6 +42,7 @@ type slotLayout struct {
 	FullWaits uint64
 	Parks     uint64
 	Wakes     uint64
+	Fenced    uint32
 }
 
 // consumerLayout mirrors the consumer's control line.
@@ -106,6 +107,7 @@ func layout() map[string]field {
 		"consumer_batch":     {offConsumer + unsafe.Offsetof(c.Batch), 8},
 		"attaches":           {offProducers + prodsAttaches, 8},
 		"attached":           {offProducers + prodsAttached, 4},
+		"fenced":             {offProducers + prodsFenced, 4},
 		"slot_state":         {unsafe.Offsetof(s.State), 4},
 		"slot_pid":           {unsafe.Offsetof(s.PID), 4},
 		"slot_generation":    {unsafe.Offsetof(s.Gen), 8},
@@ -116,6 +118,7 @@ func layout() map[string]field {
 		"slot_full_waits":    {unsafe.Offsetof(s.FullWaits), 8},
 		"slot_parks":         {unsafe.Offsetof(s.Parks), 8},
 		"slot_wakes":         {unsafe.Offsetof(s.Wakes), 8},
+		"slot_fenced":        {unsafe.Offsetof(s.Fenced), 4},
 		"length":             {recLength, 4},
 		"kind":               {recKind, 4},
 		"stamp":              {recStamp, 8},
@@ -158,6 +161,7 @@ func TestLayoutConstants(t *testing.T) {
 		{"slot full waits", slotFullWaits, unsafe.Offsetof(s.FullWaits)},
 		{"slot parks", slotParks, unsafe.Offsetof(s.Parks)},
 		{"slot wakes", slotWakes, unsafe.Offsetof(s.Wakes)},
+		{"slot fenced", slotFenced, unsafe.Offsetof(s.Fenced)},
 		{"consumer state", consState, unsafe.Offsetof(c.State)},
 		{"consumer pid", consPID, unsafe.Offsetof(c.PID)},
 		{"consumer messages", consMessages, unsafe.Offsetof(c.Messages)},

@@ -82,6 +82,7 @@ func (r *Ring) resetSlot(off uint64) {
 func (r *Ring) detachSlot(i uint32) {
 	off := r.slot(i)
 	atomic.StoreUint32(r.u32(off+slotPID), 0)
+	r.unfenceSlot(off)
 	r.uncountAttached()
 	atomic.StoreUint32(r.u32(off+slotState), 0)
 	r.unlock(off)
@@ -132,6 +133,7 @@ func (r *Ring) reap(head uint64) (int, error) {
 			continue
 		}
 		if atomic.LoadUint32(r.u32(off+slotState)) == slotAttached && r.settled(off, head) {
+			r.unfenceSlot(off)
 			r.uncountAttached()
 			atomic.StoreUint32(r.u32(off+slotState), 0)
 			freed++
@@ -159,15 +161,7 @@ func (r *Ring) consumerDead() (bool, error) {
 
 // uncountAttached decrements the attached count, but never below zero: a
 // scribbled count must not wrap round and hold io.EOF off for ever.
-func (r *Ring) uncountAttached() {
-	w := r.u32(offProducers + prodsAttached)
-	for {
-		n := atomic.LoadUint32(w)
-		if n == 0 || atomic.CompareAndSwapUint32(w, n, n-1) {
-			return
-		}
-	}
-}
+func (r *Ring) uncountAttached() { r.uncount(r.u32(offProducers + prodsAttached)) }
 
 // unlock releases the liveness lock at off, held by this process. Its error
 // is dropped: an unlock that fails leaves the lock held, so peers take the

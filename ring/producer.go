@@ -36,6 +36,8 @@ type Producer struct {
 	name   string // ProducerOptions.Name, for errors
 
 	messages, bytes, fullWaits, wakes uint64 // mirrored into the slot
+	fenced                            bool   // fences every commit (fenced.go)
+	quiet                             int    // commits in a row that found no waiter
 
 	// Last: the fields of every message come first, on as few cache lines
 	// as they fit.
@@ -105,6 +107,7 @@ func (r *Ring) NewProducer(o ProducerOptions) (*Producer, error) {
 		p.wait.check = p.checkConsumer
 		p.wait.peers = r.consumerPIDs
 	}
+	p.startFenced()
 	return p, nil
 }
 
@@ -281,11 +284,24 @@ func (p *Producer) commitAs(n, kind uint32, msgs, bytes uint64) {
 	p.bytes += bytes
 	storePlain64(r.u64(p.slotOff+slotMessages), p.messages)
 	storePlain64(r.u64(p.slotOff+slotBytes), p.bytes)
-	p.wait.fence()
-	if r.dataDoor.ring() {
+	p.commitFence()
+	saw, woke := r.dataDoor.ringSaw()
+	if woke {
 		p.wakes++
 		storeRelease64(r.u64(p.slotOff+slotWakes), p.wakes)
 	}
+	p.adaptFence(saw)
+}
+
+// commitFence orders the commit before the load of the waiter count: a full
+// fence when the producer is fenced (see fenced.go), else what the waiter
+// needs without a barrier.
+func (p *Producer) commitFence() {
+	if p.fenced {
+		p.wait.fenceWord.Add(0)
+		return
+	}
+	p.wait.fence()
 }
 
 // Send copies msg into the ring, waiting for space as the policy says. With

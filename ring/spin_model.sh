@@ -1,5 +1,6 @@
 #!/bin/sh
-# Checks the Promela models with spin: wait.pml (the doorbell wake-up),
+# Checks the Promela models with spin: wait.pml (the doorbell wake-up, and
+# fenced commits),
 # wake.pml (how many sleepers a ring wakes), remove.pml (the removed mark),
 # watch.pml (peers watched while asleep), waitset.pml (waiting on many rings)
 # and claim.pml (multi-producer claims, commits and recovery). The protocols as
@@ -30,6 +31,9 @@ check wait.pml "doorbell protocol" pass
 check wait.pml "without the barrier" fail -DNO_BARRIER
 check wait.pml "doorbell read after the last look" fail -DLATE_READ
 check wait.pml "doorbell armed after the last look" fail -DARM_LATE
+check wait.pml "fenced producer that does not fence" fail -DNO_COMMIT_FENCE
+check wait.pml "fenced word decremented by a plain store" fail -DPLAIN_UNFENCE
+check wait.pml "unfenced commit before the decrement" fail -DUNFENCE_LATE
 check wake.pml "two sleepers, futex" pass
 check wake.pml "two sleepers, Windows semaphore" pass -DSEMAPHORE
 check wake.pml "one sleeper woken per ring" fail -DWAKE_ONE

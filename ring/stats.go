@@ -13,8 +13,11 @@ type Stats struct {
 	Removed bool `json:"removed"`
 	// Attaches counts producer attaches since creation, Attached the slots
 	// marked attached now (dead producers included until they are freed).
-	Attaches uint64        `json:"attaches"`
-	Attached uint32        `json:"attached"`
+	Attaches uint64 `json:"attaches"`
+	Attached uint32 `json:"attached"`
+	// Fenced counts the producers that fence every commit, sparing a
+	// sleeping consumer its membarrier (FORMAT.md, "Fenced commits").
+	Fenced   uint32        `json:"fenced"`
 	Consumer ConsumerStats `json:"consumer"`
 	// Slots lists the producer slots that were ever attached.
 	Slots []SlotStats `json:"slots"`
@@ -55,6 +58,7 @@ type SlotStats struct {
 	FullWaits uint64 `json:"full_waits"` // times it found the ring full
 	Parks     uint64 `json:"parks"`      // sleeps on the space doorbell
 	Wakes     uint64 `json:"wakes"`      // wake system calls on the data doorbell
+	Fenced    bool   `json:"fenced"`     // counted in Stats.Fenced
 }
 
 // Stats reads the ring's shared state. It asks the Locker whether each
@@ -72,6 +76,7 @@ func (r *Ring) Stats() Stats {
 		Removed:  ld32(offRemoved) != 0,
 		Attaches: ld64(offProducers + prodsAttaches),
 		Attached: ld32(offProducers + prodsAttached),
+		Fenced:   ld32(offProducers + prodsFenced),
 		Consumer: ConsumerStats{
 			Attached:  ld32(offConsumer+consState) == consAttached,
 			PID:       ld32(offConsumer + consPID),
@@ -104,6 +109,7 @@ func (r *Ring) Stats() Stats {
 			FullWaits:  ld64(off + slotFullWaits),
 			Parks:      ld64(off + slotParks),
 			Wakes:      ld64(off + slotWakes),
+			Fenced:     ld32(off+slotFenced) != 0,
 		}
 		st.Alive = st.Attached && alive(off)
 		s.Slots = append(s.Slots, st)

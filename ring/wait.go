@@ -137,6 +137,10 @@ type waiter struct {
 	deathHook atomic.Pointer[func()]
 
 	fenceWord atomic.Uint64 // target of fence (atomic.Uint64: aligned on 32-bit too)
+	// peersFence, if set, reports whether every peer fences between its
+	// commit and its load of the waiter count: then a sleep needs no
+	// barrier (fenced.go). Called after counting itself as a waiter.
+	peersFence func() bool
 
 	spin spinControl // whether a wait spins before it sleeps
 }
@@ -183,7 +187,7 @@ func (w *waiter) watchPeers(died bool) (unwatched bool, err error) {
 		}
 	}
 	look := died
-	self := os.Getpid()
+	self := selfPID
 	for _, pid := range w.pids {
 		if pid == self {
 			// A peer in this process ends with it; but its lock can be
@@ -484,9 +488,10 @@ func (w *waiter) park(ctx context.Context, d doorbell, try func() (bool, error))
 		d.arm(v)
 		atomic.AddUint32(d.waiters, 1)
 		timeout := slice
-		if w.barrier {
+		if w.barrier && (w.peersFence == nil || !w.peersFence()) {
 			// Pairs with the peer's commit-then-load-waiters, which has
-			// no fence of its own (storeRelease64). Should the barrier
+			// no fence of its own (storeRelease64), unless every peer
+			// fences its commits (fenced.go). Should the barrier
 			// fail, a commit may slip past our count unseen: only a
 			// short sleep then bounds the delay, as for a process that
 			// could not register.
@@ -545,3 +550,6 @@ func (w *waiter) park(ctx context.Context, d doorbell, try func() (bool, error))
 		}
 	}
 }
+
+// selfPID is this process's id (os.Getpid is a system call each time).
+var selfPID = os.Getpid()

@@ -26,10 +26,18 @@
  * that commits made while the consumer is on its way to sleep do not each
  * make a wake call.
  *
+ * Fenced commits (ring/fenced.go): the producer may switch, before any
+ * commit, between fenced (a full fence after each commit, counted in the
+ * fenced word) and unfenced; the consumer skips the barrier when the fenced
+ * word says every producer fences (here, the one producer).
+ *
  * Build with -DNO_BARRIER to drop the fence, -DLATE_READ to read the doorbell
  * after the last look, or -DARM_LATE to arm the doorbell after the last look
- * instead of before the fence: spin must then find a lost wake-up (an invalid end state), which
- * shows that the model can fail.
+ * instead of before the fence; -DNO_COMMIT_FENCE for a fenced producer that
+ * does not fence, -DPLAIN_UNFENCE for a decrement of the fenced word by a
+ * plain store, -DUNFENCE_LATE for a producer that commits without the fence
+ * before it decrements the word: spin must then find a lost wake-up (an
+ * invalid end state), which shows that the model can fail.
  */
 
 #define N 3              /* messages */
@@ -41,21 +49,51 @@ byte bell = 0;           /* the doorbell */
 byte armed = 0;          /* the doorbell value the waiter armed it at */
 bool asleep = false;     /* the consumer is asleep in futex_wait */
 
-/* A locked instruction or membarrier: the buffered stores reach memory. */
-inline flush() { visible = buffered }
+byte fencedw = 1;        /* the fenced word: producers that fence each commit (it starts fenced) */
+byte pendF = 0;          /* PLAIN_UNFENCE: a decrement of fencedw still in the store buffer */
 
+/* A locked instruction or membarrier: the buffered stores reach memory. */
+inline flush() { fencedw = fencedw - pendF; pendF = 0; visible = buffered }
+
+/* The CPU retires buffered stores in program order (a decrement of the
+ * fenced word is older than the commits after it). */
 active proctype drain() {
 end:
 	do
-	:: atomic { visible < buffered -> visible++ }
+	:: atomic { pendF > 0 -> fencedw = fencedw - pendF; pendF = 0 }
+	:: atomic { pendF == 0 && visible < buffered -> visible++ }
 	od
 }
 
 active proctype producer() {
 	byte i, b;
 	bool woke;
+	bool fenced = true;
+	bool late = false;
 	for (i : 1 .. N) {
+		if                            /* fenced.go: the mode may change before any commit */
+		:: fenced ->
+#ifdef PLAIN_UNFENCE
+			pendF++;                  /* a plain decrement: it waits in the buffer */
+#elif defined(UNFENCE_LATE)
+			late = true;              /* decremented only after the next commit */
+#else
+			atomic { flush(); fencedw-- };   /* a locked decrement */
+#endif
+			fenced = false
+		:: !fenced && !late -> atomic { flush(); fencedw++ }; fenced = true
+		:: skip
+		fi;
 		buffered++;                   /* storeRelease64 of the stamp */
+		if
+		:: fenced ->
+#ifndef NO_COMMIT_FENCE
+			atomic { flush() }        /* the full fence of a fenced producer */
+#else
+			skip
+#endif
+		:: else -> skip
+		fi;
 		if                            /* doorbell.ring(): load waiters from memory */
 		:: waiters > 0 ->
 			b = bell;
@@ -76,6 +114,10 @@ active proctype producer() {
 			:: else -> skip
 			fi
 		:: else -> skip
+		fi;
+		if
+		:: late -> atomic { flush(); fencedw-- }; late = false
+		:: else -> skip
 		fi
 	}
 }
@@ -95,7 +137,10 @@ active proctype consumer() {
 #endif
 		waiters++;
 #ifndef NO_BARRIER
-		atomic { flush() };                           /* futex.Barrier */
+		if
+		:: fencedw == 1 -> skip                       /* every producer fences: no barrier */
+		:: else -> atomic { flush() }                 /* futex.Barrier */
+		fi;
 #endif
 		if
 		:: visible > got -> waiters--                 /* the last look found it */

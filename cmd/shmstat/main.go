@@ -262,7 +262,7 @@ func (s *snapshot) print(w io.Writer) {
 	fmt.Fprintf(w, "  %s ring, capacity %d, max message %d, %d slots, uuid %s, created %s by pid %d\n",
 		kind, h.Capacity, h.MaxMessage, h.Slots, h.UUID, h.Created.Format(time.RFC3339), h.CreatorPID)
 	fmt.Fprintf(w, "  head %d  tail %d  lag %d bytes (%.1f%% full)\n", st.Head, st.Tail, s.Lag, 100*float64(s.Lag)/float64(h.Capacity))
-	fmt.Fprintf(w, "  producers attached %d, attaches %d\n", st.Attached, st.Attaches)
+	fmt.Fprintf(w, "  producers attached %d (%d fencing every commit), attaches %d\n", st.Attached, st.Fenced, st.Attaches)
 	c := st.Consumer
 	fmt.Fprintf(w, "  consumer  %s pid %d  messages %d  bytes %d  sleeps %d  wake calls %d  recovered %d  dead producers freed %d  corrupt %d\n",
 		peerState(c.Attached, c.Alive), c.PID, c.Messages, c.Bytes, c.Parks, c.Wakes, c.Recovered, c.Reaped, c.Corrupt)
@@ -274,8 +274,12 @@ func (s *snapshot) print(w io.Writer) {
 		if sl.ClaimLen > 0 {
 			claim = fmt.Sprintf("%d+%d", sl.ClaimPos, sl.ClaimLen)
 		}
-		fmt.Fprintf(w, "  slot %-3d  %s pid %d  messages %d  bytes %d  full %d  sleeps %d  wake calls %d  attaches %d  claim %s\n",
-			sl.Slot, peerState(sl.Attached, sl.Alive), sl.PID, sl.Messages, sl.Bytes, sl.FullWaits, sl.Parks, sl.Wakes, sl.Generation, claim)
+		fenced := ""
+		if sl.Fenced {
+			fenced = "  fenced"
+		}
+		fmt.Fprintf(w, "  slot %-3d  %s pid %d  messages %d  bytes %d  full %d  sleeps %d  wake calls %d  attaches %d  claim %s%s\n",
+			sl.Slot, peerState(sl.Attached, sl.Alive), sl.PID, sl.Messages, sl.Bytes, sl.FullWaits, sl.Parks, sl.Wakes, sl.Generation, claim, fenced)
 	}
 }
 
