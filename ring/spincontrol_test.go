@@ -13,7 +13,8 @@ func feed(c *spinControl, now time.Time, progress *uint64, step time.Duration, p
 		before := c.phase
 		now = now.Add(step)
 		*progress += perWait(c.phase)
-		c.waited(now, *progress, asleep(c.phase))
+		c.clock = func() time.Time { return now }
+		c.waited(*progress, asleep(c.phase))
 		if c.phase != before {
 			n++
 		}
@@ -38,11 +39,12 @@ func TestSpinControl(t *testing.T) {
 	one := func(int) uint64 { return 1 }
 	never := func(int) bool { return false }
 	// The first exploit phase lasts exploitWaits and exploitTime.
-	c.waited(now, 0, false)
+	c.clock = func() time.Time { return now }
+	c.waited(0, false)
 	for range exploitWaits - 1 {
 		now = now.Add(time.Microsecond)
 		progress++
-		c.waited(now, progress, false)
+		c.waited(progress, false)
 	}
 	if c.phase != exploit {
 		t.Fatalf("phase %d after %d waits in %v: the exploit phase must last %v too", c.phase, exploitWaits, 1023*time.Microsecond, exploitTime)

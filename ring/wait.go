@@ -293,7 +293,7 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 	start := time.Now()
 	parked, err := w.spinThenPark(ctx, d, try, start, w.spin.window(w.policy))
 	if !w.policy.NoPark && w.progress != nil {
-		w.spin.waited(time.Now(), *w.progress, parked)
+		w.spin.waited(*w.progress, parked)
 	}
 	return err
 }
@@ -320,7 +320,8 @@ type spinControl struct {
 	spinFailed    bool // most waits of the last spinning phase slept
 	start         time.Time
 	startProgress uint64
-	spinRate      float64 // messages per second measured spinning
+	spinRate      float64          // messages per second measured spinning
+	clock         func() time.Time // nil: time.Now (tests set it)
 }
 
 const (
@@ -348,12 +349,26 @@ func (c *spinControl) window(p WaitPolicy) time.Duration {
 	return 0
 }
 
-// waited counts a wait that ended at now, with progress messages done by
+// waited counts a wait that just ended, with progress messages done by
 // this side so far, and moves to the next phase when this one is over.
-func (c *spinControl) waited(now time.Time, progress uint64, parked bool) {
+func (c *spinControl) waited(progress uint64, parked bool) {
 	c.waits++
 	if parked {
 		c.parked++
+	}
+	// The clock is read only when the phase may end: at its first wait,
+	// then every 64 waits once it has its minimum (a pingpong waits
+	// millions of times a second, and a clock read costs 20-50 ns).
+	least := exploreWaits
+	if c.phase == exploit {
+		least = exploitWaits
+	}
+	if !c.start.IsZero() && (c.waits < least || (c.waits-least)%64 != 0) {
+		return
+	}
+	now := time.Now()
+	if c.clock != nil {
+		now = c.clock()
 	}
 	if c.start.IsZero() {
 		c.start, c.startProgress = now, progress
@@ -362,11 +377,11 @@ func (c *spinControl) waited(now time.Time, progress uint64, parked bool) {
 	elapsed := now.Sub(c.start)
 	switch c.phase {
 	case exploit:
-		if c.waits < exploitWaits || elapsed < exploitTime {
+		if elapsed < exploitTime {
 			return
 		}
 	default:
-		if c.waits < exploreWaits || elapsed < exploreTime {
+		if elapsed < exploreTime {
 			return
 		}
 		rate := float64(progress-c.startProgress) / elapsed.Seconds()
