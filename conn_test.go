@@ -276,10 +276,23 @@ func manyDialerChild() int {
 	return 0
 }
 
+// wakeupRate sleeps for d and returns this process's context switches per
+// second meanwhile, or -1 where the system does not count them.
+func wakeupRate(d time.Duration) float64 {
+	s0, t0 := osthreads.Switches(), time.Now()
+	time.Sleep(d)
+	if s0 < 0 {
+		return -1
+	}
+	return float64(osthreads.Switches()-s0) / time.Since(t0).Seconds()
+}
+
 // TestManyIdleConns: one server with 1000 connections from another process,
 // a goroutine blocked in Read on each, runs at most GOMAXPROCS + 16 threads
 // on Linux (the waiting is shared; see TestManyRingsManyProducers for the
-// Windows bound), and each connection still works.
+// Windows bound), wakes no more often than before it had any connection
+// (give or take 200 a second; with sleeps on a 10 ms timer it made 13,400),
+// and each connection still works.
 func TestManyIdleConns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1000 connections: not in -short")
@@ -289,6 +302,10 @@ func TestManyIdleConns(t *testing.T) {
 		t.Skipf("%d open files allowed, the test needs about %d", lim, 2*n+200)
 	}
 	l := listen(t, shmring.WithBacklog(n))
+	// This process's wake-ups per second before any connection: the
+	// runtime's own (its monitor thread, timers), the floor under the
+	// figure with a thousand idle connections.
+	base := wakeupRate(500 * time.Millisecond)
 	_, lines, stderr := childLines(t, "manydialer", "SHMRING_TEST_NAME="+l.Addr().String(), fmt.Sprint("SHMRING_TEST_COUNT=", n))
 	conns := make([]*shmring.Conn, n)
 	for i := range conns {
@@ -316,6 +333,14 @@ func TestManyIdleConns(t *testing.T) {
 		t.Errorf("%d threads with %d idle connections, want at most GOMAXPROCS + 16", peak, n)
 	}
 	t.Logf("%d idle connections: %d threads (GOMAXPROCS %d)", n, peak, runtime.GOMAXPROCS(0))
+	// Idle means no periodic wake-ups: a look at the peers on a timer
+	// (every 100 ms by default) would make 10,000 a second here.
+	if idle := wakeupRate(time.Second); base >= 0 {
+		t.Logf("wake-ups: %.0f/s with %d idle connections, %.0f/s before any", idle, n, base)
+		if futex.ManyPerThread() && idle > base+200 {
+			t.Errorf("%.0f wake-ups a second with %d idle connections, %.0f before any: something wakes periodically", idle, n, base)
+		}
+	}
 	for _, c := range conns {
 		c.SetReadDeadline(time.Now()) // wake every Read
 	}

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package osthreads
+
+func switches() int64 { return -1 }
