@@ -297,6 +297,9 @@ func TestManyIdleConns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1000 connections: not in -short")
 	}
+	if !freshProcess(t) {
+		return
+	}
 	const n = 1000
 	if lim := openFilesAllowed(); lim < 2*n+200 {
 		t.Skipf("%d open files allowed, the test needs about %d", lim, 2*n+200)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -402,6 +403,36 @@ func childConsumer(r *shmring.Ring, err error) (c *shmring.Consumer, done func()
 }
 
 // execChild prepares the test binary exe to run as a helper process.
+// freshProcess runs the calling test alone in a new process of this test
+// binary, and reports whether the caller is that process (then it goes on
+// with the test). Tests that bound the process's threads need it: Go never
+// ends a thread, so a process shared with the other tests counts theirs.
+func freshProcess(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv("SHMRING_TEST_FRESH") == t.Name() {
+		return true
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-test.run", "^" + regexp.QuoteMeta(t.Name()) + "$", "-test.v", "-test.count=1"}
+	if testing.Short() {
+		args = append(args, "-test.short")
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), "SHMRING_TEST_FRESH="+t.Name())
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s, in a process of its own:\n%s", t.Name(), out)
+	switch {
+	case err != nil:
+		t.Fatalf("%s failed in a process of its own: %v", t.Name(), err)
+	case !bytes.Contains(out, []byte("--- PASS: "+t.Name())) && !bytes.Contains(out, []byte("--- SKIP: "+t.Name())):
+		t.Fatalf("%s did not run in a process of its own", t.Name())
+	}
+	return false
+}
+
 func execChild(exe, role string, env ...string) *exec.Cmd {
 	cmd := exec.Command(exe)
 	cmd.Env = append(append(os.Environ(), "SHMRING_TEST_CHILD="+role), env...)
