@@ -1,6 +1,10 @@
 package ring
 
 import (
+	"context"
+	"errors"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -88,4 +92,58 @@ func TestSpinControl(t *testing.T) {
 	if c.park {
 		t.Fatalf("sleeping 5%% faster (margin %v) and the controller chose it", parkMargin)
 	}
+}
+
+// TestSpinControlFollowsThePeer runs the controller for real: a producer
+// goroutine that sends a message every 300 µs (longer than the default
+// window: spins never catch it) must turn the consumer to sleeping at once,
+// and one that then sends every 2 µs must turn it back to spinning, each
+// within a few seconds.
+func TestSpinControlFollowsThePeer(t *testing.T) {
+	if oneCPU() || runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("one CPU: the waiter sleeps at once whatever the controller says")
+	}
+	if testing.Short() {
+		t.Skip("paced by the clock: not in -short (an emulated CPU cannot keep a 2 µs pace)")
+	}
+	r := heapRing(t, Config{Capacity: 1 << 16})
+	p, c := pair(t, r, ConsumerOptions{Wait: DefaultWaitPolicy})
+	var gap atomic.Int64
+	gap.Store(int64(300 * time.Microsecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	sent := make(chan error, 1)
+	go func() {
+		msg := make([]byte, 64)
+		for ctx.Err() == nil {
+			if err := p.Send(ctx, msg); err != nil {
+				sent <- err
+				return
+			}
+			for end := time.Now().Add(time.Duration(gap.Load())); time.Now().Before(end); {
+				if gap.Load() > int64(10*time.Microsecond) {
+					time.Sleep(time.Until(end))
+				}
+			}
+		}
+		sent <- ctx.Err()
+	}()
+	defer func() {
+		cancel() // ends a Send blocked on a full ring too
+		if err := <-sent; !errors.Is(err, context.Canceled) {
+			t.Error(err)
+		}
+	}()
+	buf := make([]byte, 64)
+	until := func(want bool, what string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for c.wait.spin.park != want {
+			if _, err := c.Recv(ctx, buf); err != nil {
+				t.Fatalf("%s: %v (the controller never chose park=%v)", what, err, want)
+			}
+		}
+	}
+	until(true, "a message every 300 µs")
+	gap.Store(int64(2 * time.Microsecond))
+	until(false, "a message every 2 µs")
 }
