@@ -290,7 +290,9 @@ func (p *Producer) commitAs(n, kind uint32, msgs, bytes uint64) {
 		p.wakes++
 		storeRelease64(r.u64(p.slotOff+slotWakes), p.wakes)
 	}
-	p.adaptFence(saw)
+	if saw || p.fenced { // a stream, unfenced and finding no waiter, skips the call
+		p.adaptFence(saw)
+	}
 }
 
 // commitFence orders the commit before the load of the waiter count: a full
