@@ -38,7 +38,16 @@ func (p *Producer) claimMulti(rec uint64) (bool, error) {
 			}
 			p.head = h
 			if end-h > r.capacity {
-				return false, nil
+				if !r.fanout() {
+					return false, nil
+				}
+				nh, err := r.raise(end - r.capacity)
+				if err != nil || end-nh > r.capacity {
+					p.noteFull(nh, end-r.capacity)
+					return false, err
+				}
+				p.head = nh
+				continue // the tail may have moved meanwhile
 			}
 		}
 		storeRelease64(r.u64(p.slotOff+slotClaimPos), pos)

@@ -32,6 +32,10 @@ import (
 type Consumer struct {
 	r *Ring
 
+	line uint64  // offset of its line: the consumer line, or a subscriber line
+	pub  *uint64 // where it publishes its head: the ring's head word, or its line's
+	fan  *fanSub // a fan-out ring's subscriber (subscriber.go); nil for the consumer
+
 	head      uint64 // position of the next record, owned by the consumer
 	published uint64 // the head value last stored in shared memory
 	batch     uint64 // publish the head after this many bytes at most
@@ -95,6 +99,9 @@ func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
 	if r.Removed() {
 		return nil, ErrRingRemoved
 	}
+	if r.fanout() {
+		return nil, ErrFanout
+	}
 	ok, err := r.locker.TryLock(offConsumer)
 	if err != nil {
 		return nil, err
@@ -112,6 +119,8 @@ func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
 	}
 	c := &Consumer{
 		r:         r,
+		line:      offConsumer,
+		pub:       r.head,
 		head:      head,
 		published: head,
 		batch:     max(r.capacity/8, RecordAlign),
@@ -224,17 +233,17 @@ func (c *Consumer) publishDue() {
 func (c *Consumer) publish() {
 	r := c.r
 	c.published = c.head
-	storeRelease64(r.u64(offConsumer+consBatch), c.batchMark())
-	storeRelease64(r.head, c.head)
+	storeRelease64(r.u64(c.line+consBatch), c.batchMark())
+	storeRelease64(c.pub, c.head)
 	if testhook.HeadStored != nil {
 		testhook.HeadStored()
 	}
-	storeRelease64(r.u64(offConsumer+consMessages), c.messages)
-	storeRelease64(r.u64(offConsumer+consBytes), c.bytes)
+	storeRelease64(r.u64(c.line+consMessages), c.messages)
+	storeRelease64(r.u64(c.line+consBytes), c.bytes)
 	c.wait.fence()
 	if r.spaceDoor.ring() {
 		c.wakes++
-		storeRelease64(r.u64(offConsumer+consWakes), c.wakes)
+		storeRelease64(r.u64(c.line+consWakes), c.wakes)
 	}
 }
 
@@ -245,7 +254,17 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 	if c.closed {
 		return 0, 0, 0, false, ErrClosed
 	}
+	if c.fan != nil {
+		if err := c.fanPrecheck(); err != nil {
+			return 0, 0, 0, false, err
+		}
+	}
 	if c.viewing {
+		if c.fan != nil {
+			if err := c.fanCheck(); err != nil {
+				return 0, 0, 0, false, err
+			}
+		}
 		c.viewing = false
 		c.advance(c.viewNext, c.viewLen)
 	}
@@ -253,6 +272,13 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 	off, n, after, ok, err = c.next()
 	if ok {
 		return off, n, after, true, nil
+	}
+	if c.fan != nil {
+		// Nothing, or a record that makes no sense: it may have been
+		// overwritten under the subscriber.
+		if ferr := c.fanOverrun(); ferr != nil {
+			return 0, 0, 0, false, ferr
+		}
 	}
 	if err != nil {
 		return 0, 0, 0, false, c.noteCorrupt(err)
@@ -395,6 +421,12 @@ func (c *Consumer) copyOut(buf, msg []byte) (int, error) {
 		return 0, c.fail(fmt.Errorf("%w: message of %d bytes, buffer of %d", ErrShortBuffer, len(msg), len(buf)))
 	}
 	n := copy(buf, msg)
+	if c.fan != nil {
+		if err := c.fanCheck(); err != nil {
+			c.viewing = false
+			return 0, c.fail(err)
+		}
+	}
 	c.viewing = false
 	c.advance(c.viewNext, c.viewLen) // published by the next call, after this one returns
 	return n, nil
@@ -411,9 +443,13 @@ func (c *Consumer) Close() error {
 	c.publish()
 	c.closed = true
 	c.wait.stopWatching()
-	atomic.StoreUint32(c.r.u32(offConsumer+consPID), 0)
-	atomic.StoreUint32(c.r.u32(offConsumer+consState), 0)
-	return c.r.locker.Unlock(offConsumer)
+	atomic.StoreUint32(c.r.u32(c.line+consPID), 0)
+	atomic.StoreUint32(c.r.u32(c.line+consState), 0)
+	if c.fan != nil {
+		// Producers waiting for room may have waited for this one.
+		c.r.spaceDoor.ring()
+	}
+	return c.r.locker.Unlock(int64(c.line))
 }
 
 // fail names the ring in an error of the consumer's calls.
@@ -424,7 +460,7 @@ func (c *Consumer) fail(err error) error { return ErrorNamed(c.name, "consumer",
 func (c *Consumer) noteCorrupt(err error) error {
 	if errors.Is(err, ErrCorrupt) {
 		c.corrupt++
-		storeRelease64(c.r.u64(offConsumer+consCorrupt), c.corrupt)
+		storeRelease64(c.r.u64(c.line+consCorrupt), c.corrupt)
 	}
 	return err
 }
@@ -456,6 +492,9 @@ func (c *Consumer) checkStuck() error {
 // a dead producer's unfinished claim at the head, and it frees the slots of
 // dead producers whose claims are settled.
 func (c *Consumer) maintain() error {
+	if c.fan != nil {
+		return c.maintainSubscriber()
+	}
 	if c.r.multi() {
 		if _, err := c.recoverHead(); err != nil {
 			return err
@@ -466,7 +505,35 @@ func (c *Consumer) maintain() error {
 	n, err := c.r.reap(c.head)
 	if n > 0 {
 		c.reaped += uint64(n)
-		storeRelease64(c.r.u64(offConsumer+consReaped), c.reaped)
+		storeRelease64(c.r.u64(c.line+consReaped), c.reaped)
+	}
+	return err
+}
+
+// maintainSubscriber is maintain for a subscriber: it skips a dead
+// producer's claim at its head, unless the frontier passed the head (the
+// next read call reports that), and frees the slots of dead producers whose
+// claims the frontier passed.
+func (c *Consumer) maintainSubscriber() error {
+	r := c.r
+	front := atomic.LoadUint64(r.head)
+	if front > c.head {
+		return nil
+	}
+	if r.multi() {
+		if _, err := c.recoverHead(); err != nil {
+			return err
+		}
+	} else if err := c.checkStuck(); err != nil {
+		if atomic.LoadUint64(r.head) > c.head {
+			return nil // overwritten while it looked
+		}
+		return err
+	}
+	n, err := r.reap(front)
+	if n > 0 {
+		c.reaped += uint64(n)
+		storeRelease64(r.u64(c.line+consReaped), c.reaped)
 	}
 	return err
 }

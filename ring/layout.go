@@ -3,6 +3,7 @@ package ring
 import (
 	"fmt"
 	"math/bits"
+	"time"
 )
 
 // The segment layout. FORMAT.md documents every byte; layout_test.go pins
@@ -38,6 +39,8 @@ const (
 	MaxSlots = 4096
 	// DefaultSlots is the producer slot count when the config says 0.
 	DefaultSlots = 64
+	// MaxSubscribers bounds the subscriber table of a fan-out ring.
+	MaxSubscribers = 4096
 )
 
 // Header field offsets, from the start of the segment.
@@ -58,6 +61,7 @@ const (
 	offCreatedNs  = 88  // int64, Unix nanoseconds
 	offInit       = 96  // uint32, InitComplete when ready
 	offRemoved    = 100 // uint32, non-zero once the ring was removed or replaced
+	offSubCount   = 104 // uint32, subscriber lines of a fan-out ring (0 otherwise)
 )
 
 // Control lines, from the start of the segment.
@@ -97,6 +101,37 @@ const (
 	prodsFenced   = 12 // uint32: producers that fence every commit (fenced.go)
 )
 
+// Fields of the fan-out line of a fan-out ring, relative to its start
+// (fanout.go): it follows the producer slots, and the subscriber lines follow
+// it. The frontier is kept twice (copy 0 at fanCopy, copy 1 at
+// fanCopy+fanCopySize); fanSeq's low bit says which copy is current.
+const (
+	fanSeq       = 0  // uint64: frontier updates since creation
+	fanCopy      = 8  // two copies of {position, messages, bytes} before it
+	fanCopySize  = 24 //
+	fanEvictions = 56 // uint64: reliable subscribers evicted
+	fanEvictNs   = 64 // uint64: the lag bound in nanoseconds, 0 for none
+	fanAttaches  = 72 // uint64: subscriber attaches since creation
+	fanRaises    = 80 // uint64: frontier updates that moved it
+)
+
+// Fields of a subscriber line, relative to its start. The first ones are
+// the consumer line's (cons* above), at the same offsets.
+const (
+	subPos       = 80  // uint64: the subscriber's published position
+	subLost      = 88  // uint64: messages a lossy subscriber lost
+	subLostBytes = 96  // uint64: their payload bytes
+	subLaps      = 104 // uint64: times it was lapped
+)
+
+// Subscriber line states (the consState word of a subscriber line).
+const (
+	subFree     = 0
+	subReliable = 1
+	subLossy    = 2
+	subEvicted  = 3
+)
+
 // Fields of a producer slot, relative to the slot's start.
 const (
 	slotState     = 0  // uint32: 0 free, 1 attached
@@ -117,6 +152,9 @@ const (
 	// FlagMultiProducer marks a ring whose producers claim space with a
 	// compare-and-swap on the tail.
 	FlagMultiProducer uint32 = 1 << 0
+	// FlagFanout marks a fan-out ring: subscribers, each reading every
+	// message, instead of one consumer (FORMAT.md, "Fan-out").
+	FlagFanout uint32 = 1 << 1
 )
 
 // Record kinds: the low byte of the kind word. Zero is never valid, so a
@@ -162,6 +200,13 @@ type Config struct {
 	Slots uint32
 	// MultiProducer selects the multi-producer claim protocol.
 	MultiProducer bool
+	// Subscribers, if non-zero, makes a fan-out ring with this many
+	// subscriber lines (at most MaxSubscribers).
+	Subscribers uint32
+	// EvictAfter is the lag bound of a fan-out ring: a reliable subscriber
+	// that has held a producer waiting for room for this long is evicted.
+	// Zero means DefaultEvictAfter; a negative value, never.
+	EvictAfter time.Duration
 	// Key stamps records; it must be random and non-zero.
 	Key uint64
 	// UUID identifies this incarnation of the segment.
@@ -187,12 +232,20 @@ func recordSize(n uint64) uint64 {
 	return (RecordHeaderSize + n + RecordAlign - 1) &^ (RecordAlign - 1)
 }
 
-// dataOffsetFor is where the data area starts for a slot count: the first
-// page boundary after the slot table.
-func dataOffsetFor(slots uint32) uint64 {
+// dataOffsetFor is where the data area starts for a slot count and a
+// subscriber count: the first page boundary after the slot table, and after
+// the fan-out line and the subscriber lines of a fan-out ring.
+func dataOffsetFor(slots, subs uint32) uint64 {
 	end := uint64(offSlots) + uint64(slots)*LineSize
+	if subs > 0 {
+		end += (1 + uint64(subs)) * LineSize
+	}
 	return (end + HeaderSize - 1) &^ (HeaderSize - 1)
 }
+
+// DefaultEvictAfter is the lag bound of a fan-out ring whose Config gives
+// none.
+const DefaultEvictAfter = time.Second
 
 // normalize fills in defaults and checks a Config.
 func (c Config) normalize() (Config, error) {
@@ -215,6 +268,12 @@ func (c Config) normalize() (Config, error) {
 	if c.Slots > MaxSlots {
 		return c, fmt.Errorf("%w: %d producer slots, more than %d", ErrBadConfig, c.Slots, MaxSlots)
 	}
+	if c.Subscribers > MaxSubscribers {
+		return c, fmt.Errorf("%w: %d subscribers, more than %d", ErrBadConfig, c.Subscribers, MaxSubscribers)
+	}
+	if c.EvictAfter == 0 {
+		c.EvictAfter = DefaultEvictAfter
+	}
 	if c.Key == 0 {
 		return c, fmt.Errorf("%w: zero record key", ErrBadConfig)
 	}
@@ -227,5 +286,5 @@ func Size(c Config) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return int64(dataOffsetFor(c.Slots) + c.Capacity), nil
+	return int64(dataOffsetFor(c.Slots, c.Subscribers) + c.Capacity), nil
 }

@@ -177,10 +177,12 @@ func TestLayoutConstants(t *testing.T) {
 		{"first control line", offTail, 4096},
 		{"head line", offHead, 4096 + 128},
 		{"first slot", offSlots, 5120},
-		{"data offset, 64 slots", uintptr(dataOffsetFor(64)), 16384},
-		{"data offset, 1 slot", uintptr(dataOffsetFor(1)), 8192},
-		{"data offset, 24 slots", uintptr(dataOffsetFor(24)), 8192},
-		{"data offset, 25 slots", uintptr(dataOffsetFor(25)), 12288},
+		{"data offset, 64 slots", uintptr(dataOffsetFor(64, 0)), 16384},
+		{"data offset, 1 slot", uintptr(dataOffsetFor(1, 0)), 8192},
+		{"data offset, 24 slots", uintptr(dataOffsetFor(24, 0)), 8192},
+		{"data offset, 25 slots", uintptr(dataOffsetFor(25, 0)), 12288},
+		{"data offset, 64 slots, 64 subscribers", uintptr(dataOffsetFor(64, 64)), 24576},
+		{"fan-out line, 64 slots", uintptr(fanoutOffset(64)), 13312},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: offset %d, want %d", tc.name, tc.got, tc.want)

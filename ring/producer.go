@@ -39,6 +39,13 @@ type Producer struct {
 	fenced                            bool   // fences every commit (fenced.go)
 	quiet                             int    // commits in a row that found no waiter
 
+	// Fan-out rings (subscriber.go): fanMulti rings the space doorbell
+	// after each commit, for producers that wait for it to move the
+	// frontier; fullSince, fullFront and fullNeed time the lag bound.
+	fanMulti            bool
+	fullSince           int64
+	fullFront, fullNeed uint64
+
 	// Last: the fields of every message come first, on as few cache lines
 	// as they fit.
 	wait waiter
@@ -103,7 +110,12 @@ func (r *Ring) NewProducer(o ProducerOptions) (*Producer, error) {
 	p.tail, p.head, p.name = tail, head, o.Name
 	p.wait = waiter{policy: o.Wait, barrier: barrierAvailable(), parks: r.u64(p.slotOff + slotParks), every: o.Liveness}
 	p.wait.progress = &p.messages
-	if !o.WaitForConsumer {
+	switch {
+	case r.fanout():
+		p.wait.check = p.checkSubscribers
+		p.wait.peers = r.subscriberPIDs
+		p.fanMulti = p.multi
+	case !o.WaitForConsumer:
 		p.wait.check = p.checkConsumer
 		p.wait.peers = r.consumerPIDs
 	}
@@ -216,7 +228,15 @@ func (p *Producer) claim(rec uint64) (bool, error) {
 		}
 		p.head = h
 		if end-h > r.capacity {
-			return false, nil
+			if !r.fanout() {
+				return false, nil
+			}
+			h, err := r.raise(end - r.capacity)
+			if err != nil || end-h > r.capacity {
+				p.noteFull(h, end-r.capacity)
+				return false, err
+			}
+			p.head = h
 		}
 	}
 	r.padTo(pos, pos+skip, p.slot) // nothing for a gap under a header
@@ -292,6 +312,11 @@ func (p *Producer) commitAs(n, kind uint32, msgs, bytes uint64) {
 	}
 	if saw || p.fenced { // a stream, unfenced and finding no waiter, skips the call
 		p.adaptFence(saw)
+	}
+	if p.fanMulti {
+		// A producer may be waiting for this commit to move the
+		// frontier over it (the same fence covers this load).
+		r.spaceDoor.ring()
 	}
 }
 

@@ -40,14 +40,27 @@ import (
 // recoverHead skips a dead producer's claim at the consumer's head, when
 // there is one and no live producer claims head. It reports whether it did.
 func (c *Consumer) recoverHead() (bool, error) {
-	r := c.r
-	head := c.head
+	end, ok, err := c.r.recoverClaim(c.head)
+	if !ok || err != nil {
+		return false, err
+	}
+	c.head = end
+	c.recovered++
+	storeRelease64(c.r.u64(c.line+consRecovered), c.recovered)
+	c.publish()
+	return true, nil
+}
+
+// recoverClaim looks for a dead producer's claim at head, when no live
+// producer claims head, and returns where the claim ends: where a reader
+// at head goes on. Nothing is written; the caller moves its own position.
+func (r *Ring) recoverClaim(head uint64) (end uint64, ok bool, err error) {
 	tail := atomic.LoadUint64(r.tail)
 	if tail == head {
-		return false, nil // empty: nothing claimed
+		return 0, false, nil // empty: nothing claimed
 	}
 	if !r.spanOK(head, tail) {
-		return false, r.spanErr(head, tail)
+		return 0, false, r.spanErr(head, tail)
 	}
 	type candidate struct {
 		slot uint32
@@ -68,10 +81,10 @@ func (c *Consumer) recoverHead() (bool, error) {
 		claimants++
 		ok, err := r.locker.TryLock(int64(off))
 		if err != nil {
-			return false, err
+			return 0, false, err
 		}
 		if !ok {
-			return false, nil // a live producer claims head: wait for it
+			return 0, false, nil // a live producer claims head: wait for it
 		}
 		dead = append(dead, candidate{slot: i}) // unlocked by the deferred call
 		// Dead (or detached meanwhile): its slot no longer changes.
@@ -83,14 +96,14 @@ func (c *Consumer) recoverHead() (bool, error) {
 	}
 	// The committed record may have landed while we looked.
 	if _, ok, err := r.recordAt(head); ok || err != nil {
-		return false, err
+		return 0, false, err
 	}
 	if claimants == 0 {
 		// Every claim is recorded in its producer's slot before it is
 		// made, and stays there until it is committed; the slots were
 		// read before this last look at the head. So the record at head
 		// was committed and then overwritten.
-		return false, fmt.Errorf("%w: tail %d is past head %d, where no record is committed and no producer claims one", ErrCorrupt, tail, head)
+		return 0, false, fmt.Errorf("%w: tail %d is past head %d, where no record is committed and no producer claims one", ErrCorrupt, tail, head)
 	}
 	slices.SortFunc(dead, func(a, b candidate) int { return cmp.Compare(a.len, b.len) })
 	for _, d := range dead {
@@ -98,9 +111,9 @@ func (c *Consumer) recoverHead() (bool, error) {
 			continue // not a claim a producer could have made from here
 		}
 		end := head + d.len
-		if ok, err := c.boundary(end); err != nil || !ok {
+		if ok, err := r.boundary(end); err != nil || !ok {
 			if err != nil {
-				return false, err
+				return 0, false, err
 			}
 			continue
 		}
@@ -110,26 +123,21 @@ func (c *Consumer) recoverHead() (bool, error) {
 			// between, only the padding is missing.
 			if _, ok, err := r.recordAt(head + rem); err != nil || ok {
 				if err != nil {
-					return false, err
+					return 0, false, err
 				}
 				end = head + rem
 			}
 		}
-		c.head = end
-		c.recovered++
-		storeRelease64(r.u64(offConsumer+consRecovered), c.recovered)
-		c.publish()
-		return true, nil
+		return end, true, nil
 	}
-	return false, nil
+	return 0, false, nil
 }
 
 // boundary reports whether a claim starts or ends at pos: the tail is there,
 // a slot records a claim there, or a record is committed there. It loads in
 // that order, so that a claim moving from one state to the next (recorded
 // in a slot, then committed) is seen in one of them.
-func (c *Consumer) boundary(pos uint64) (bool, error) {
-	r := c.r
+func (r *Ring) boundary(pos uint64) (bool, error) {
 	if atomic.LoadUint64(r.tail) == pos {
 		return true, nil
 	}

@@ -44,6 +44,8 @@ type Ring struct {
 	creatorPID uint32
 	createdNs  int64
 	dataOffset uint64
+	subs       uint32 // subscriber lines of a fan-out ring, 0 otherwise
+	fanOff     uint64 // offset of the fan-out line (fanout.go)
 
 	tail, head          *uint64
 	removed             *uint32 // the header's removed mark (MarkRemoved)
@@ -54,10 +56,13 @@ type Ring struct {
 
 // Info describes a ring's header.
 type Info struct {
-	Capacity        uint64
-	MaxMessage      uint32
-	Slots           uint32
-	MultiProducer   bool
+	Capacity      uint64
+	MaxMessage    uint32
+	Slots         uint32
+	MultiProducer bool
+	// Subscribers is the number of subscriber lines of a fan-out ring, 0
+	// for a ring with one consumer.
+	Subscribers     uint32
 	UUID            [16]byte
 	CreatorPID      uint32
 	CreatedUnixNano int64
@@ -91,26 +96,36 @@ func Init(mem []byte, c Config, l Locker) (*Ring, error) {
 	if err != nil {
 		return nil, err
 	}
-	size := dataOffsetFor(c.Slots) + c.Capacity
+	size := dataOffsetFor(c.Slots, c.Subscribers) + c.Capacity
 	if err := checkMem(mem, size); err != nil {
 		return nil, err
 	}
 	if uint64(len(mem)) != size {
 		return nil, fmt.Errorf("%w: %d bytes, the config needs exactly %d", ErrSize, len(mem), size)
 	}
-	clear(mem[:dataOffsetFor(c.Slots)])
+	clear(mem[:dataOffsetFor(c.Slots, c.Subscribers)])
 	r := &Ring{mem: mem}
 	*r.u64(offMagic) = Magic
 	*r.u32(offVersion) = Version
+	var flags uint32
 	if c.MultiProducer {
-		*r.u32(offFlags) = FlagMultiProducer
+		flags |= FlagMultiProducer
 	}
+	if c.Subscribers > 0 {
+		flags |= FlagFanout
+		*r.u32(offSubCount) = c.Subscribers
+		fan := fanoutOffset(c.Slots)
+		if c.EvictAfter > 0 {
+			*r.u64(fan + fanEvictNs) = uint64(c.EvictAfter)
+		}
+	}
+	*r.u32(offFlags) = flags
 	*r.u32(offHeaderSize) = HeaderSize
 	*r.u32(offLineSize) = LineSize
 	*r.u32(offSlotCount) = c.Slots
 	*r.u32(offMaxMessage) = c.MaxMessage
 	*r.u64(offCapacity) = c.Capacity
-	*r.u64(offDataOffset) = dataOffsetFor(c.Slots)
+	*r.u64(offDataOffset) = dataOffsetFor(c.Slots, c.Subscribers)
 	*r.u64(offTotalSize) = size
 	*r.u64(offKey) = c.Key
 	copy(mem[offUUID:offUUID+16], c.UUID[:])
@@ -188,8 +203,14 @@ func attach(mem []byte, l Locker, rounded bool) (*Ring, error) {
 		CreatedUnixNano: int64(atomic.LoadUint64(r.u64(offCreatedNs))),
 	}
 	r.flags = atomic.LoadUint32(r.u32(offFlags))
-	if r.flags&^FlagMultiProducer != 0 {
+	if r.flags&^(FlagMultiProducer|FlagFanout) != 0 {
 		return nil, fmt.Errorf("%w: unknown flags %#x", ErrBadHeader, r.flags)
+	}
+	if r.flags&FlagFanout != 0 {
+		c.Subscribers = atomic.LoadUint32(r.u32(offSubCount))
+		if c.Subscribers == 0 {
+			return nil, fmt.Errorf("%w: fan-out ring with no subscriber lines", ErrBadHeader)
+		}
 	}
 	if c.Slots == 0 || c.MaxMessage == 0 {
 		return nil, fmt.Errorf("%w: %d slots, max message %d", ErrBadHeader, c.Slots, c.MaxMessage)
@@ -198,8 +219,8 @@ func attach(mem []byte, l Locker, rounded bool) (*Ring, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBadHeader, err)
 	}
 	dataOff := atomic.LoadUint64(r.u64(offDataOffset))
-	if want := dataOffsetFor(c.Slots); dataOff != want {
-		return nil, fmt.Errorf("%w: data offset %d, want %d for %d slots", ErrBadHeader, dataOff, want, c.Slots)
+	if want := dataOffsetFor(c.Slots, c.Subscribers); dataOff != want {
+		return nil, fmt.Errorf("%w: data offset %d, want %d for %d slots and %d subscribers", ErrBadHeader, dataOff, want, c.Slots, c.Subscribers)
 	}
 	size := atomic.LoadUint64(r.u64(offTotalSize))
 	if want := dataOff + c.Capacity; size != want {
@@ -216,6 +237,9 @@ func attach(mem []byte, l Locker, rounded bool) (*Ring, error) {
 	r.capacity, r.mask = c.Capacity, c.Capacity-1
 	r.maxMessage, r.slots, r.key = c.MaxMessage, c.Slots, c.Key
 	r.creatorPID, r.createdNs, r.dataOffset = c.CreatorPID, c.CreatedUnixNano, dataOff
+	if c.Subscribers > 0 {
+		r.subs, r.fanOff = c.Subscribers, fanoutOffset(c.Slots)
+	}
 	r.data = mem[dataOff:size:size]
 	r.tail, r.head = r.u64(offTail), r.u64(offHead)
 	r.removed = r.u32(offRemoved)
@@ -232,6 +256,7 @@ func (r *Ring) Info() Info {
 		MaxMessage:      r.maxMessage,
 		Slots:           r.slots,
 		MultiProducer:   r.flags&FlagMultiProducer != 0,
+		Subscribers:     r.subs,
 		UUID:            r.uuid,
 		CreatorPID:      r.creatorPID,
 		CreatedUnixNano: r.createdNs,

@@ -1,6 +1,9 @@
 package ring
 
-import "sync/atomic"
+import (
+	"fmt"
+	"sync/atomic"
+)
 
 // Stats is a snapshot of a ring's shared state, each word loaded once. The
 // words are written by other processes while they are read, so the snapshot
@@ -21,7 +24,59 @@ type Stats struct {
 	Consumer ConsumerStats `json:"consumer"`
 	// Slots lists the producer slots that were ever attached.
 	Slots []SlotStats `json:"slots"`
+	// Fanout describes a fan-out ring's frontier (nil on other rings),
+	// and Subscribers its subscriber lines that were ever taken.
+	Fanout      *FanoutStats      `json:"fanout,omitempty"`
+	Subscribers []SubscriberStats `json:"subscribers,omitempty"`
 }
+
+// FanoutStats describes a fan-out ring's fan-out line.
+type FanoutStats struct {
+	// Frontier is the position before which producers may overwrite;
+	// Messages and Bytes were committed before it since creation.
+	Frontier uint64 `json:"frontier"`
+	Messages uint64 `json:"messages"`
+	Bytes    uint64 `json:"bytes"`
+	// Raises counts the moves of the frontier.
+	Raises uint64 `json:"raises"`
+	// Evictions counts the reliable subscribers evicted.
+	Evictions uint64 `json:"evictions"`
+	// Attaches counts subscriber attaches since creation.
+	Attaches uint64 `json:"attaches"`
+	// EvictAfterNs is the lag bound in nanoseconds, 0 for none.
+	EvictAfterNs uint64 `json:"evict_after_ns"`
+	// Lines is the number of subscriber lines.
+	Lines uint32 `json:"lines"`
+}
+
+// SubscriberStats describes one subscriber line of a fan-out ring.
+type SubscriberStats struct {
+	Line uint32 `json:"line"`
+	// Kind is "reliable", "lossy", "evicted" (a reliable one the
+	// producers no longer wait for) or "free".
+	Kind       string `json:"kind"`
+	Alive      bool   `json:"alive"` // its liveness lock is held
+	PID        uint32 `json:"pid"`
+	Generation uint64 `json:"generation"` // attaches of this line
+	// Position is its published position, Lag the bytes of the ring
+	// between it and the tail.
+	Position uint64 `json:"position"`
+	Lag      uint64 `json:"lag"`
+	Messages uint64 `json:"messages"` // delivered, as of its last position store
+	Bytes    uint64 `json:"bytes"`
+	// Lost and LostBytes count what a lossy subscriber lost, in Laps
+	// laps.
+	Lost      uint64 `json:"lost"`
+	LostBytes uint64 `json:"lost_bytes"`
+	Laps      uint64 `json:"laps"`
+	Parks     uint64 `json:"parks"`
+	Wakes     uint64 `json:"wakes"`
+	Recovered uint64 `json:"recovered"`
+	Corrupt   uint64 `json:"corrupt"`
+}
+
+// subKinds names the subscriber line states.
+var subKinds = [...]string{subFree: "free", subReliable: "reliable", subLossy: "lossy", subEvicted: "evicted"}
 
 // ConsumerStats describes the consumer line.
 type ConsumerStats struct {
@@ -114,5 +169,56 @@ func (r *Ring) Stats() Stats {
 		st.Alive = st.Attached && alive(off)
 		s.Slots = append(s.Slots, st)
 	}
+	if r.fanout() {
+		r.fanStats(&s, ld32, ld64, alive)
+	}
 	return s
+}
+
+// fanStats adds a fan-out ring's lines to s.
+func (r *Ring) fanStats(s *Stats, ld32 func(uint64) uint32, ld64 func(uint64) uint64, alive func(uint64) bool) {
+	f, _ := r.loadFrontier()
+	s.Fanout = &FanoutStats{
+		Frontier:     f.pos,
+		Messages:     f.msgs,
+		Bytes:        f.bytes,
+		Raises:       ld64(r.fanOff + fanRaises),
+		Evictions:    ld64(r.fanOff + fanEvictions),
+		Attaches:     ld64(r.fanOff + fanAttaches),
+		EvictAfterNs: ld64(r.fanOff + fanEvictNs),
+		Lines:        r.subs,
+	}
+	for i := range r.subs {
+		off := r.subLine(i)
+		gen := ld64(off + consGen)
+		if gen == 0 {
+			continue
+		}
+		kind := fmt.Sprintf("unknown(%d)", ld32(off+consState))
+		if st := ld32(off + consState); st < uint32(len(subKinds)) {
+			kind = subKinds[st]
+		}
+		pos := ld64(off + subPos)
+		sub := SubscriberStats{
+			Line:       i,
+			Kind:       kind,
+			PID:        ld32(off + consPID),
+			Generation: gen,
+			Position:   pos,
+			Messages:   ld64(off + consMessages),
+			Bytes:      ld64(off + consBytes),
+			Lost:       ld64(off + subLost),
+			LostBytes:  ld64(off + subLostBytes),
+			Laps:       ld64(off + subLaps),
+			Parks:      ld64(off + consParks),
+			Wakes:      ld64(off + consWakes),
+			Recovered:  ld64(off + consRecovered),
+			Corrupt:    ld64(off + consCorrupt),
+		}
+		if s.Tail > pos {
+			sub.Lag = s.Tail - pos
+		}
+		sub.Alive = kind != "free" && alive(off)
+		s.Subscribers = append(s.Subscribers, sub)
+	}
 }

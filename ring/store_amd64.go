@@ -2,6 +2,8 @@
 
 package ring
 
+import "sync/atomic"
+
 // storeRelease64 stores v at addr with release semantics: every store before
 // it in program order is visible to another CPU before this one is. Unlike
 // atomic.StoreUint64 (XCHG on amd64) it does not drain the store buffer,
@@ -26,3 +28,8 @@ func storePlain64(addr *uint64, v uint64) { *addr = v }
 //
 //go:noescape
 func spinPause()
+
+// loadFence orders the loads before it before the loads after it. x86-64
+// keeps loads in order, and the compiler does not move a load past an
+// atomic one.
+func loadFence(*atomic.Uint64) {}

@@ -17,3 +17,8 @@ func storePlain64(addr *uint64, v uint64) { atomic.StoreUint64(addr, v) }
 
 // spinPause does nothing where there is no PAUSE instruction to call.
 func spinPause() {}
+
+// loadFence orders the loads before it before the loads after it, with a
+// read-modify-write of a word of the caller's, a full fence on every
+// processor Go supports.
+func loadFence(w *atomic.Uint64) { w.Add(0) }

@@ -113,6 +113,9 @@ func (c *Consumer) Ready() (ready bool, err error) {
 }
 
 func (c *Consumer) ready() (bool, error) {
+	if c.fan != nil && (c.fan.evicted || atomic.LoadUint64(c.r.head) > c.head || atomic.LoadUint32(c.fan.state) == subEvicted) {
+		return true, nil // lapped or evicted: the read call says so
+	}
 	_, _, _, ok, err := c.next()
 	if ok || err != nil {
 		return true, c.noteCorrupt(err)
@@ -199,6 +202,11 @@ func (p *Producer) hasRoom(rec uint64) (bool, error) {
 	h := atomic.LoadUint64(r.head)
 	if !r.spanOK(h, pos) {
 		return true, nil
+	}
+	if r.fanout() {
+		// The claim moves the frontier as far as the reliable
+		// subscribers let it.
+		h = r.reliableLimit(h, pos)
 	}
 	return pos+skip+rec-h <= r.capacity, nil
 }
