@@ -71,6 +71,18 @@ func (c *Consumer) TryPeek() ([]byte, error) {
 // Consumer).
 func (c *Consumer) Release() { c.c.Release() }
 
+// ReleaseChecked is Release that also says whether the view was intact. On a
+// lossy subscriber of a fan-out ring, producers may overwrite a view while it
+// is held: then ReleaseChecked returns a *LostError that counts the message,
+// and what the view showed must be dropped. (On an evicted reliable
+// subscriber it returns ErrEvicted.) Elsewhere a view cannot change, and it
+// returns nil.
+func (c *Consumer) ReleaseChecked() error { return c.c.ReleaseChecked() }
+
+// Lossy reports whether the Consumer is a lossy subscriber of a fan-out
+// ring.
+func (c *Consumer) Lossy() bool { return c.c.Lossy() }
+
 // Close detaches the consumer. Messages not released stay in the ring for the
 // next consumer. It is idempotent.
 func (c *Consumer) Close() error {

@@ -51,8 +51,12 @@ type options struct {
 	waitConsumer bool
 	eofAfter     uint64
 	replace      bool
-	backlog      int  // Listen
-	capacitySet  bool // WithCapacity was given (Dial)
+	subscribers  uint32        // WithSubscribers
+	lagBound     time.Duration // WithLagBound
+	lossy        bool          // WithLossy (Subscribe)
+	oldest       bool          // WithOldest (Subscribe)
+	backlog      int           // Listen
+	capacitySet  bool          // WithCapacity was given (Dial)
 }
 
 func defaultOptions() options {

@@ -135,6 +135,8 @@ func create(o options, name string, named bool, newSeg func(int64) (*shm.Segment
 		MaxMessage:      o.maxMessage,
 		Slots:           o.slots,
 		MultiProducer:   o.multi,
+		Subscribers:     o.subscribers,
+		EvictAfter:      o.lagBound,
 		Key:             binary.LittleEndian.Uint64(key[:]),
 		UUID:            uuid.New(),
 		CreatorPID:      uint32(os.Getpid()),

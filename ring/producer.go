@@ -114,6 +114,10 @@ func (r *Ring) NewProducer(o ProducerOptions) (*Producer, error) {
 	case r.fanout():
 		p.wait.check = p.checkSubscribers
 		p.wait.peers = r.subscriberPIDs
+		// A stopped subscriber is alive, and no event says that its lag
+		// bound passed: with a bound, sleeps end when the next look at
+		// the subscribers is due.
+		p.wait.inFlight = func() bool { return r.evictAfter() > 0 }
 		p.fanMulti = p.multi
 	case !o.WaitForConsumer:
 		p.wait.check = p.checkConsumer

@@ -7,6 +7,13 @@
 // (a dead producer is noticed through its liveness lock, and a claim it left
 // unfinished is skipped and counted as recovered).
 //
+// With -subscribe reliable or -subscribe lossy it opens a fan-out ring that
+// cmd/producer -subscribers made, joins it as a subscriber of that kind, and
+// verifies what it gets the same way, without creating or removing the ring.
+// A lossy subscriber may lose messages: it passes when the messages missing
+// from the stream are exactly the ones the ring reported lost. An evicted
+// reliable subscriber fails.
+//
 // Exit status: 0 when every message committed arrived once, in order and
 // intact; 1 when anything was lost, duplicated, reordered or corrupt, or the
 // N producers never all came and went; 2 for usage or setup errors.
@@ -49,6 +56,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		idle      = fs.Duration("idle", 30*time.Second, "give up after `DURATION` without a message")
 		force     = fs.Bool("force", false, "remove a ring (or the empty file of a creator that died) left at the same name or path first")
 		replace   = fs.Bool("replace", false, "replace a ring left at the same name or path only if no process has it open")
+		subscribe = fs.String("subscribe", "", "join a fan-out ring made by cmd/producer -subscribers as a `KIND` subscriber, reliable or lossy, instead of creating a ring")
+		oldest    = fs.Bool("oldest", false, "with -subscribe: start at the oldest message in the ring, not at the newest")
+		wait      = fs.Duration("wait", 10*time.Second, "with -subscribe: how long to wait for the ring to appear")
 	)
 	loc.Register(fs)
 	policy.Register(fs)
@@ -64,6 +74,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 || *producers < 1 || *idle <= 0 {
 		fmt.Fprintln(stderr, "consumer: -producers must be at least 1, -idle positive, and no arguments follow the flags")
 		return 2
+	}
+	if *subscribe != "" {
+		if *subscribe != "reliable" && *subscribe != "lossy" {
+			fmt.Fprintf(stderr, "consumer: -subscribe %q: want reliable or lossy\n", *subscribe)
+			return 2
+		}
+		return subscribeRun(loc, policy.WaitPolicy, *subscribe == "lossy", *oldest, *producers, *wait, *idle, *asJSON, stdout, stderr)
 	}
 	opts := []shmring.Option{
 		shmring.WithCapacity(uint64(capacity)),
@@ -171,10 +188,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if st, err := r.Stats(); err == nil {
 		res.Recovered, res.DeadProducers = st.Consumer.Recovered, st.Consumer.Reaped
 	}
+	return report(res, complete, *asJSON, stdout, stderr)
+}
+
+// report prints the summary and returns the exit status.
+func report(res stream.Result, complete, asJSON bool, stdout, stderr io.Writer) int {
 	if term.IsTerminal(stderr) {
 		fmt.Fprint(stderr, "\r\033[K")
 	}
-	if *asJSON {
+	if asJSON {
 		json.NewEncoder(stdout).Encode(res)
 	} else {
 		printSummary(stdout, res)
@@ -249,6 +271,9 @@ func printSummary(w io.Writer, r stream.Result) {
 	fmt.Fprintf(w, "%s: %d messages, %d bytes from %d producers in %.3fs: %s, %.1f MB/s\n",
 		status, r.Messages, r.Bytes, r.Producers, r.Seconds, rate, r.MBPerSec)
 	fmt.Fprintf(w, "lost %d, duplicates %d, reordered %d, corrupt %d\n", r.Lost, r.Duplicates, r.Reordered, r.Corrupt)
+	if r.Subscriber != "" {
+		fmt.Fprintf(w, "%s subscriber: the ring reported %d lost in %d laps; evicted %v\n", r.Subscriber, r.LostReported, r.Laps, r.Evicted)
+	}
 	if r.Samples > 0 {
 		fmt.Fprintf(w, "latency (%d samples): p50 %v, p99 %v, p99.9 %v, max %v\n", r.Samples,
 			time.Duration(r.LatencyNs.P50), time.Duration(r.LatencyNs.P99), time.Duration(r.LatencyNs.P999), time.Duration(r.LatencyNs.Max))

@@ -5,6 +5,12 @@
 // with its final message. Several producers may send into one ring that
 // cmd/consumer made with -producers N; give each its own -id.
 //
+// With -subscribers N it creates a fan-out ring with N subscriber lines
+// instead of opening a ring (and removes it when it exits), waits for
+// -wait-subscribers subscribers (cmd/consumer -subscribe) to attach, then
+// sends the stream once, for all of them. Other producers open the same ring
+// as usual (give the creator -multi for several).
+//
 // Exit status: 0 when every message was committed (all -count, or as many
 // as were sent before SIGINT or SIGTERM); 1 when sending failed part-way,
 // for example because the consumer died (unless -wait-consumer); 2 for usage
@@ -24,6 +30,7 @@ import (
 	"time"
 
 	"github.com/shmring/shmring"
+	"github.com/shmring/shmring/internal/bytesize"
 	"github.com/shmring/shmring/internal/ringflag"
 	"github.com/shmring/shmring/internal/stream"
 )
@@ -60,7 +67,14 @@ func send(args []string, stderr io.Writer) int {
 		stall   = fs.Duration("stall", 30*time.Second, "give up after `DURATION` blocked on a full ring")
 		waitCon = fs.Bool("wait-consumer", false, "when the consumer dies, wait for a new one instead of failing")
 		batch   = fs.Int("batch", 1, "send `N` messages at a time with SendBatch (1: one by one)")
+
+		subs     = fs.Int("subscribers", 0, "create a fan-out ring with `N` subscriber lines (removed at exit) instead of opening a ring")
+		multi    = fs.Bool("multi", false, "with -subscribers: make it a multi-producer ring")
+		lagBound = fs.Duration("lag-bound", 0, "with -subscribers: evict a reliable subscriber that holds the producers back this long (0: the default, negative: never)")
+		waitSubs = fs.Int("wait-subscribers", 0, "before sending, wait (up to -wait) until `N` subscribers have attached")
+		capacity = bytesize.Value(1 << 20)
 	)
+	fs.Var(&capacity, "capacity", "with -subscribers: data area `SIZE`, a power of two")
 	loc.Register(fs)
 	policy.Register(fs)
 	fs.Usage = func() {
@@ -98,7 +112,20 @@ func send(args []string, stderr io.Writer) int {
 	if *waitCon {
 		opts = append(opts, shmring.WithWaitForConsumer())
 	}
-	r, err := loc.Open(opts...)
+	var r *shmring.Ring
+	var err error
+	if *subs > 0 {
+		copts := append(opts, shmring.WithSubscribers(*subs), shmring.WithCapacity(uint64(capacity)), shmring.WithLagBound(*lagBound))
+		if *multi {
+			copts = append(copts, shmring.WithMultiProducer())
+		}
+		r, err = loc.Create(copts...)
+		if err == nil {
+			defer r.Remove()
+		}
+	} else {
+		r, err = loc.Open(opts...)
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		fmt.Fprintf(stderr, "producer: ring %s did not appear within %v (start cmd/consumer first): %v\n", loc, *wait, err)
 		return 2
@@ -118,6 +145,10 @@ func send(args []string, stderr io.Writer) int {
 		return 2
 	}
 	defer p.Close()
+	if err := waitSubscribers(stopped, r, *waitSubs, *wait); err != nil {
+		fmt.Fprintf(stderr, "producer: %v\n", err)
+		return 2
+	}
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
@@ -194,6 +225,31 @@ func send(args []string, stderr io.Writer) int {
 }
 
 var errStopped = errors.New("stopped by a signal")
+
+// waitSubscribers waits until n subscribers have attached to the fan-out
+// ring r since it was created, for up to wait.
+func waitSubscribers(ctx context.Context, r *shmring.Ring, n int, wait time.Duration) error {
+	if n <= 0 {
+		return nil
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		st, err := r.Stats()
+		if err != nil {
+			return err
+		}
+		if st.Fanout == nil {
+			return fmt.Errorf("-wait-subscribers: %w", shmring.ErrNotFanout)
+		}
+		if st.Fanout.Attaches >= uint64(n) {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%d of %d subscribers attached within %v", st.Fanout.Attaches, n, wait)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
 
 func fail(stderr io.Writer, ctx context.Context, seq uint64, err error) int {
 	if cause := context.Cause(ctx); cause != nil {

@@ -73,6 +73,9 @@ func printTable(w io.Writer, m machine, rs []result) {
 				extra += fmt.Sprintf(" (%.1f/s before any ring)", *r.BaselineWakeupsPerSec)
 			}
 		}
+		if r.Subscribers > 0 {
+			extra = fmt.Sprintf("  %d subscribers: slowest %.0f msgs/s, publisher %.0f msgs/s, lost %d", r.Subscribers, r.MinMsgsPerSec, r.PublisherMsgsPerSec, r.Lost)
+		}
 		fmt.Fprintf(w, "%-9s %-15s %-11s %7d %3d %14.0f %10.1f %10s %10s %10s %10s %7.2f%s\n",
 			r.Pattern, r.Transport, r.Wait, r.Size, r.Producers, r.MsgsPerSec, r.MBPerSec,
 			lat(r.LatencyNs.P50), lat(r.LatencyNs.P99), lat(r.LatencyNs.P999), lat(r.LatencyNs.Max), r.CPUSeconds, extra)

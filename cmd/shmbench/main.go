@@ -17,6 +17,12 @@
 //     latency of -rate messages per second into random rings, and
 //     msgs_per_sec the rate of a stream into one ring while the others
 //     idle (see manyrings.go). Not in the default -patterns;
+//   - fanout: this process publishes as fast as it can, -subscribers peers
+//     (default 4) each receive every message; msgs_per_sec is the mean of
+//     their delivered rates, min_msgs_per_sec the slowest one's, lost what
+//     lossy ones reported lost (transports shmring, shmring-lossy,
+//     shmring-stopped and uds-buffered; see fanout.go). Not in the default
+//     -patterns;
 //   - http: the peer serves net/http, this process times HTTP/1.1 round
 //     trips with a body of the message size echoed back (transports conn
 //     and uds only; see http.go). Not in the default -patterns.
@@ -89,6 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		producers  = fs.Int("producers", 4, "peers sending at once in the mpsc pattern")
 		rate       = fs.Float64("rate", 1000, "messages per second in the lowrate and manyrings patterns")
 		rings      = fs.Int("rings", 1000, "rings (or sockets) waited on in the manyrings pattern")
+		subs       = fs.Int("subscribers", 4, "subscribers of the fanout pattern")
 		cpus       = fs.Int("cpus", 0, "confine every process of every case to `N` CPUs (the first N this process may use); 0: no limit")
 		load       = fs.Int("load", 0, "run `N` busy threads at normal priority during each case, on the same CPUs")
 	)
@@ -96,6 +103,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cases, err := plan(*patterns, *transports, *waits, *sizes, *producers, *rings, *rate, *duration)
+	if *subs < 1 || *subs > 64 {
+		err = fmt.Errorf("-subscribers %d: want 1 to 64", *subs)
+	}
+	for i := range cases {
+		if cases[i].Pattern == "fanout" {
+			cases[i].Subscribers = *subs
+		}
+	}
 	if err != nil || fs.NArg() > 0 {
 		if err == nil {
 			err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -177,15 +192,19 @@ func plan(patterns, transports, waits, sizes string, producers, rings int, rate 
 	var cases []spec
 	for _, p := range strings.Split(patterns, ",") {
 		switch p {
-		case "stream", "pingpong", "lowrate", "mpsc", "manyrings", "http":
+		case "stream", "pingpong", "lowrate", "mpsc", "manyrings", "http", "fanout":
 		default:
-			return nil, fmt.Errorf("unknown pattern %q (stream, pingpong, lowrate, mpsc, manyrings, http)", p)
+			return nil, fmt.Errorf("unknown pattern %q (stream, pingpong, lowrate, mpsc, manyrings, http, fanout)", p)
 		}
 		for _, t := range strings.Split(transports, ",") {
 			switch t {
-			case "shmring", "shmring-waitset", "shmring-batch", "conn", "uds", "uds-buffered", "pipe", "tcp":
+			case "shmring", "shmring-waitset", "shmring-batch", "shmring-lossy", "shmring-stopped", "conn", "uds", "uds-buffered", "pipe", "tcp":
 			default:
-				return nil, fmt.Errorf("unknown transport %q (shmring, shmring-waitset, shmring-batch, conn, uds, uds-buffered, pipe, tcp)", t)
+				return nil, fmt.Errorf("unknown transport %q (shmring, shmring-waitset, shmring-batch, shmring-lossy, shmring-stopped, conn, uds, uds-buffered, pipe, tcp)", t)
+			}
+			fanT := t == "shmring" || t == "shmring-lossy" || t == "shmring-stopped" || t == "uds-buffered"
+			if p == "fanout" && !fanT || p != "fanout" && (t == "shmring-lossy" || t == "shmring-stopped") {
+				continue // fanout: shmring, its lossy and stopped variants, uds-buffered; only fanout has the variants
 			}
 			if (p == "manyrings") != (t == "shmring-waitset") && (p != "manyrings" || (t != "shmring" && t != "uds")) {
 				continue // manyrings compares shmring, shmring-waitset and uds; only manyrings has shmring-waitset
@@ -226,6 +245,8 @@ func runLoaded(s spec, load int) (result, error) {
 		return manyRings(s)
 	case "http":
 		return runHTTP(s)
+	case "fanout":
+		return runFanout(s)
 	}
 	return runCase(s)
 }
@@ -318,6 +339,13 @@ func peerMain(env string) int {
 	defer cancel()
 	if s.Pattern == "http" {
 		if err := httpPeer(s); err != nil {
+			fmt.Fprintf(os.Stderr, "shmbench peer: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	if s.Pattern == "fanout" {
+		if err := fanoutPeer(ctx, s); err != nil {
 			fmt.Fprintf(os.Stderr, "shmbench peer: %v\n", err)
 			return 1
 		}

@@ -24,6 +24,8 @@ type spec struct {
 	Addr2     string        `json:"addr2"` // the ring of requests, for pingpong over shmring
 	ID        int           `json:"id"`
 	Rings     int           `json:"rings,omitempty"` // manyrings
+	// Subscribers is the number of subscribers of a fanout case.
+	Subscribers int `json:"subscribers,omitempty"`
 }
 
 const peerEnv = "SHMBENCH_PEER"
@@ -56,6 +58,13 @@ type result struct {
 	Threads               int      `json:"threads,omitempty"`
 	IdleWakeupsPerSec     *float64 `json:"idle_wakeups_per_sec,omitempty"`
 	BaselineWakeupsPerSec *float64 `json:"baseline_wakeups_per_sec,omitempty"`
+	// fanout only: the subscribers, the slowest one's delivered rate
+	// (msgs_per_sec is their mean), the publisher's sending rate, and the
+	// messages lossy subscribers reported lost.
+	Subscribers         int     `json:"subscribers,omitempty"`
+	MinMsgsPerSec       float64 `json:"min_msgs_per_sec,omitempty"`
+	PublisherMsgsPerSec float64 `json:"publisher_msgs_per_sec,omitempty"`
+	Lost                uint64  `json:"lost"`
 }
 
 // Messages: word 0 and the last word hold the sequence number, word 1 the

@@ -130,11 +130,24 @@ type Result struct {
 	// skipped, and slots of dead producers freed.
 	Recovered     uint64 `json:"recovered"`
 	DeadProducers uint64 `json:"dead_producers"`
+	// Filled in by a fan-out subscriber: its kind ("reliable" or
+	// "lossy"), the messages the ring reported lost (LostError) in how
+	// many laps, and whether it was evicted.
+	Subscriber   string `json:"subscriber,omitempty"`
+	LostReported uint64 `json:"lost_reported"`
+	Laps         uint64 `json:"laps"`
+	Evicted      bool   `json:"evicted"`
 }
 
-// OK reports whether nothing was lost, duplicated, reordered or corrupt.
+// OK reports whether nothing was lost, duplicated, reordered or corrupt;
+// for a lossy subscriber, whether exactly the messages the ring reported lost
+// are missing, and nothing was duplicated, reordered or corrupt.
 func (r Result) OK() bool {
-	return r.Lost == 0 && r.Duplicates == 0 && r.Reordered == 0 && r.Corrupt == 0
+	lost := r.Lost == 0
+	if r.Subscriber == "lossy" {
+		lost = r.Lost == r.LostReported
+	}
+	return lost && r.Duplicates == 0 && r.Reordered == 0 && r.Corrupt == 0 && !r.Evicted
 }
 
 // Result sums up what the Checker saw, over the given duration. A producer

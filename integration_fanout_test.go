@@ -1,0 +1,60 @@
+package shmring_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/shmring/shmring/internal/stream"
+)
+
+// The fan-out tests run one cmd/producer -subscribers N process and
+// cmd/consumer -subscribe processes, as a user would. The ones that stop a
+// subscriber are Unix-only (integration_fanout_unix_test.go).
+
+// subscriber starts cmd/consumer -subscribe kind on the ring name.
+func subscriber(t *testing.T, name, kind string, extra ...string) *run {
+	t.Helper()
+	_, consumer := buildCommands(t)
+	return start(t, consumer, append([]string{"-name", name, "-subscribe", kind, "-json", "-idle", "2m"}, extra...)...)
+}
+
+// result waits for a subscriber and returns its summary and exit status.
+func result(t *testing.T, c *run, limit time.Duration) (stream.Result, int) {
+	t.Helper()
+	code := c.wait(t, limit)
+	var res stream.Result
+	if err := json.Unmarshal(c.stdout.Bytes(), &res); err != nil {
+		t.Fatalf("subscriber summary: %v\n%s", err, c)
+	}
+	return res, code
+}
+
+// TestFanoutEightSubscribers: one producer process sends 200k messages of
+// 32 B to 1 KiB once, into a 64 KiB fan-out ring that wraps all the time;
+// eight reliable subscriber processes each receive every one, in order and
+// intact.
+func TestFanoutEightSubscribers(t *testing.T) {
+	producer, _ := buildCommands(t)
+	name := demoName(t)
+	const count = 200_000
+	p := start(t, producer, "-name", name, "-subscribers", "8", "-wait-subscribers", "8", "-capacity", "64KiB",
+		"-count", fmt.Sprint(count), "-size", "32", "-max-size", "1024")
+	var subs []*run
+	for range 8 {
+		subs = append(subs, subscriber(t, name, "reliable"))
+	}
+	if code := p.wait(t, 5*time.Minute); code != 0 {
+		t.Fatalf("producer exited %d\n%s", code, p)
+	}
+	for i, s := range subs {
+		res, code := result(t, s, time.Minute)
+		if code != 0 || res.Messages != count || res.Lost != 0 || res.Corrupt != 0 {
+			t.Fatalf("subscriber %d: exit %d, %d messages, lost %d, corrupt %d\n%s", i, code, res.Messages, res.Lost, res.Corrupt, s)
+		}
+		if i == 0 {
+			t.Logf("subscriber 0: %.2f M msg/s", res.MsgsPerSec/1e6)
+		}
+	}
+}
