@@ -28,6 +28,32 @@ type headerLayout struct {
 	CreatedNs  uint64
 	Init       uint32
 	Removed    uint32
+	SubCount   uint32
+}
+
+// fanoutLayout mirrors the fan-out line.
+type fanoutLayout struct {
+	Seq       uint64
+	Pos0      uint64
+	Messages0 uint64
+	Bytes0    uint64
+	Pos1      uint64
+	Messages1 uint64
+	Bytes1    uint64
+	Evictions uint64
+	EvictNs   uint64
+	Attaches  uint64
+	Moves     uint64
+}
+
+// subscriberLayout mirrors a subscriber line: the consumer line's fields,
+// then its own.
+type subscriberLayout struct {
+	consumerLayout
+	Position  uint64
+	Lost      uint64
+	LostBytes uint64
+	Laps      uint64
 }
 
 // slotLayout mirrors a producer slot.
@@ -69,59 +95,88 @@ func layout() map[string]field {
 	var h headerLayout
 	var s slotLayout
 	var c consumerLayout
+	var f fanoutLayout
+	var u subscriberLayout
 	return map[string]field{
-		"magic":              {unsafe.Offsetof(h.Magic), 8},
-		"version":            {unsafe.Offsetof(h.Version), 4},
-		"flags":              {unsafe.Offsetof(h.Flags), 4},
-		"header_size":        {unsafe.Offsetof(h.HeaderSize), 4},
-		"line_size":          {unsafe.Offsetof(h.LineSize), 4},
-		"slot_count":         {unsafe.Offsetof(h.SlotCount), 4},
-		"max_message":        {unsafe.Offsetof(h.MaxMessage), 4},
-		"capacity":           {unsafe.Offsetof(h.Capacity), 8},
-		"data_offset":        {unsafe.Offsetof(h.DataOffset), 8},
-		"total_size":         {unsafe.Offsetof(h.TotalSize), 8},
-		"key":                {unsafe.Offsetof(h.Key), 8},
-		"uuid":               {unsafe.Offsetof(h.UUID), 16},
-		"creator_pid":        {unsafe.Offsetof(h.CreatorPID), 4},
-		"created_ns":         {unsafe.Offsetof(h.CreatedNs), 8},
-		"init":               {unsafe.Offsetof(h.Init), 4},
-		"removed":            {unsafe.Offsetof(h.Removed), 4},
-		"tail":               {offTail, 8},
-		"head":               {offHead, 8},
-		"data_bell":          {offDataBell, 4},
-		"data_waiters":       {offDataWaiters, 4},
-		"data_armed":         {offDataArmed, 4},
-		"space_bell":         {offSpaceBell, 4},
-		"space_waiters":      {offSpaceWaiters, 4},
-		"space_armed":        {offSpaceArmed, 4},
-		"consumer_state":     {offConsumer + unsafe.Offsetof(c.State), 4},
-		"consumer_pid":       {offConsumer + unsafe.Offsetof(c.PID), 4},
-		"consumer_messages":  {offConsumer + unsafe.Offsetof(c.Messages), 8},
-		"consumer_bytes":     {offConsumer + unsafe.Offsetof(c.Bytes), 8},
-		"consumer_parks":     {offConsumer + unsafe.Offsetof(c.Parks), 8},
-		"consumer_wakes":     {offConsumer + unsafe.Offsetof(c.Wakes), 8},
-		"consumer_recovered": {offConsumer + unsafe.Offsetof(c.Recovered), 8},
-		"consumer_reaped":    {offConsumer + unsafe.Offsetof(c.Reaped), 8},
-		"consumer_attaches":  {offConsumer + unsafe.Offsetof(c.Gen), 8},
-		"consumer_corrupt":   {offConsumer + unsafe.Offsetof(c.Corrupt), 8},
-		"consumer_batch":     {offConsumer + unsafe.Offsetof(c.Batch), 8},
-		"attaches":           {offProducers + prodsAttaches, 8},
-		"attached":           {offProducers + prodsAttached, 4},
-		"fenced":             {offProducers + prodsFenced, 4},
-		"slot_state":         {unsafe.Offsetof(s.State), 4},
-		"slot_pid":           {unsafe.Offsetof(s.PID), 4},
-		"slot_generation":    {unsafe.Offsetof(s.Gen), 8},
-		"slot_claim_pos":     {unsafe.Offsetof(s.ClaimPos), 8},
-		"slot_claim_len":     {unsafe.Offsetof(s.ClaimLen), 8},
-		"slot_messages":      {unsafe.Offsetof(s.Messages), 8},
-		"slot_bytes":         {unsafe.Offsetof(s.Bytes), 8},
-		"slot_full_waits":    {unsafe.Offsetof(s.FullWaits), 8},
-		"slot_parks":         {unsafe.Offsetof(s.Parks), 8},
-		"slot_wakes":         {unsafe.Offsetof(s.Wakes), 8},
-		"slot_fenced":        {unsafe.Offsetof(s.Fenced), 4},
-		"length":             {recLength, 4},
-		"kind":               {recKind, 4},
-		"stamp":              {recStamp, 8},
+		"subscriber_count":    {unsafe.Offsetof(h.SubCount), 4},
+		"frontier_seq":        {unsafe.Offsetof(f.Seq), 8},
+		"frontier_pos_0":      {unsafe.Offsetof(f.Pos0), 8},
+		"frontier_messages_0": {unsafe.Offsetof(f.Messages0), 8},
+		"frontier_bytes_0":    {unsafe.Offsetof(f.Bytes0), 8},
+		"frontier_pos_1":      {unsafe.Offsetof(f.Pos1), 8},
+		"frontier_messages_1": {unsafe.Offsetof(f.Messages1), 8},
+		"frontier_bytes_1":    {unsafe.Offsetof(f.Bytes1), 8},
+		"evictions":           {unsafe.Offsetof(f.Evictions), 8},
+		"evict_after_ns":      {unsafe.Offsetof(f.EvictNs), 8},
+		"subscriber_attaches": {unsafe.Offsetof(f.Attaches), 8},
+		"frontier_moves":      {unsafe.Offsetof(f.Moves), 8},
+		"sub_state":           {unsafe.Offsetof(u.State), 4},
+		"sub_pid":             {unsafe.Offsetof(u.PID), 4},
+		"sub_messages":        {unsafe.Offsetof(u.Messages), 8},
+		"sub_bytes":           {unsafe.Offsetof(u.Bytes), 8},
+		"sub_parks":           {unsafe.Offsetof(u.Parks), 8},
+		"sub_wakes":           {unsafe.Offsetof(u.Wakes), 8},
+		"sub_recovered":       {unsafe.Offsetof(u.Recovered), 8},
+		"sub_reaped":          {unsafe.Offsetof(u.Reaped), 8},
+		"sub_attaches":        {unsafe.Offsetof(u.Gen), 8},
+		"sub_corrupt":         {unsafe.Offsetof(u.Corrupt), 8},
+		"sub_batch":           {unsafe.Offsetof(u.Batch), 8},
+		"sub_position":        {unsafe.Offsetof(u.Position), 8},
+		"sub_lost":            {unsafe.Offsetof(u.Lost), 8},
+		"sub_lost_bytes":      {unsafe.Offsetof(u.LostBytes), 8},
+		"sub_laps":            {unsafe.Offsetof(u.Laps), 8},
+		"magic":               {unsafe.Offsetof(h.Magic), 8},
+		"version":             {unsafe.Offsetof(h.Version), 4},
+		"flags":               {unsafe.Offsetof(h.Flags), 4},
+		"header_size":         {unsafe.Offsetof(h.HeaderSize), 4},
+		"line_size":           {unsafe.Offsetof(h.LineSize), 4},
+		"slot_count":          {unsafe.Offsetof(h.SlotCount), 4},
+		"max_message":         {unsafe.Offsetof(h.MaxMessage), 4},
+		"capacity":            {unsafe.Offsetof(h.Capacity), 8},
+		"data_offset":         {unsafe.Offsetof(h.DataOffset), 8},
+		"total_size":          {unsafe.Offsetof(h.TotalSize), 8},
+		"key":                 {unsafe.Offsetof(h.Key), 8},
+		"uuid":                {unsafe.Offsetof(h.UUID), 16},
+		"creator_pid":         {unsafe.Offsetof(h.CreatorPID), 4},
+		"created_ns":          {unsafe.Offsetof(h.CreatedNs), 8},
+		"init":                {unsafe.Offsetof(h.Init), 4},
+		"removed":             {unsafe.Offsetof(h.Removed), 4},
+		"tail":                {offTail, 8},
+		"head":                {offHead, 8},
+		"data_bell":           {offDataBell, 4},
+		"data_waiters":        {offDataWaiters, 4},
+		"data_armed":          {offDataArmed, 4},
+		"space_bell":          {offSpaceBell, 4},
+		"space_waiters":       {offSpaceWaiters, 4},
+		"space_armed":         {offSpaceArmed, 4},
+		"consumer_state":      {offConsumer + unsafe.Offsetof(c.State), 4},
+		"consumer_pid":        {offConsumer + unsafe.Offsetof(c.PID), 4},
+		"consumer_messages":   {offConsumer + unsafe.Offsetof(c.Messages), 8},
+		"consumer_bytes":      {offConsumer + unsafe.Offsetof(c.Bytes), 8},
+		"consumer_parks":      {offConsumer + unsafe.Offsetof(c.Parks), 8},
+		"consumer_wakes":      {offConsumer + unsafe.Offsetof(c.Wakes), 8},
+		"consumer_recovered":  {offConsumer + unsafe.Offsetof(c.Recovered), 8},
+		"consumer_reaped":     {offConsumer + unsafe.Offsetof(c.Reaped), 8},
+		"consumer_attaches":   {offConsumer + unsafe.Offsetof(c.Gen), 8},
+		"consumer_corrupt":    {offConsumer + unsafe.Offsetof(c.Corrupt), 8},
+		"consumer_batch":      {offConsumer + unsafe.Offsetof(c.Batch), 8},
+		"attaches":            {offProducers + prodsAttaches, 8},
+		"attached":            {offProducers + prodsAttached, 4},
+		"fenced":              {offProducers + prodsFenced, 4},
+		"slot_state":          {unsafe.Offsetof(s.State), 4},
+		"slot_pid":            {unsafe.Offsetof(s.PID), 4},
+		"slot_generation":     {unsafe.Offsetof(s.Gen), 8},
+		"slot_claim_pos":      {unsafe.Offsetof(s.ClaimPos), 8},
+		"slot_claim_len":      {unsafe.Offsetof(s.ClaimLen), 8},
+		"slot_messages":       {unsafe.Offsetof(s.Messages), 8},
+		"slot_bytes":          {unsafe.Offsetof(s.Bytes), 8},
+		"slot_full_waits":     {unsafe.Offsetof(s.FullWaits), 8},
+		"slot_parks":          {unsafe.Offsetof(s.Parks), 8},
+		"slot_wakes":          {unsafe.Offsetof(s.Wakes), 8},
+		"slot_fenced":         {unsafe.Offsetof(s.Fenced), 4},
+		"length":              {recLength, 4},
+		"kind":                {recKind, 4},
+		"stamp":               {recStamp, 8},
 	}
 }
 
@@ -131,6 +186,8 @@ func TestLayoutConstants(t *testing.T) {
 	var h headerLayout
 	var s slotLayout
 	var c consumerLayout
+	var f fanoutLayout
+	var u subscriberLayout
 	for _, tc := range []struct {
 		name      string
 		got, want uintptr
@@ -151,6 +208,20 @@ func TestLayoutConstants(t *testing.T) {
 		{"created", offCreatedNs, unsafe.Offsetof(h.CreatedNs)},
 		{"init", offInit, unsafe.Offsetof(h.Init)},
 		{"removed", offRemoved, unsafe.Offsetof(h.Removed)},
+		{"subscriber count", offSubCount, unsafe.Offsetof(h.SubCount)},
+		{"frontier seq", fanSeq, unsafe.Offsetof(f.Seq)},
+		{"frontier copy 0", fanCopy, unsafe.Offsetof(f.Pos0)},
+		{"frontier copy 1", fanCopy + fanCopySize, unsafe.Offsetof(f.Pos1)},
+		{"frontier copy 1 messages", fanCopy + fanCopySize + 8, unsafe.Offsetof(f.Messages1)},
+		{"frontier copy 1 bytes", fanCopy + fanCopySize + 16, unsafe.Offsetof(f.Bytes1)},
+		{"evictions", fanEvictions, unsafe.Offsetof(f.Evictions)},
+		{"evict after", fanEvictNs, unsafe.Offsetof(f.EvictNs)},
+		{"subscriber attaches", fanAttaches, unsafe.Offsetof(f.Attaches)},
+		{"frontier moves", fanRaises, unsafe.Offsetof(f.Moves)},
+		{"sub position", subPos, unsafe.Offsetof(u.Position)},
+		{"sub lost", subLost, unsafe.Offsetof(u.Lost)},
+		{"sub lost bytes", subLostBytes, unsafe.Offsetof(u.LostBytes)},
+		{"sub laps", subLaps, unsafe.Offsetof(u.Laps)},
 		{"slot state", slotState, unsafe.Offsetof(s.State)},
 		{"slot pid", slotPID, unsafe.Offsetof(s.PID)},
 		{"slot generation", slotGen, unsafe.Offsetof(s.Gen)},
@@ -188,6 +259,9 @@ func TestLayoutConstants(t *testing.T) {
 			t.Errorf("%s: offset %d, want %d", tc.name, tc.got, tc.want)
 		}
 	}
+	if unsafe.Sizeof(f) > LineSize || unsafe.Sizeof(u) > LineSize {
+		t.Errorf("a fan-out line outgrows its space: %d, subscriber line %d", unsafe.Sizeof(f), unsafe.Sizeof(u))
+	}
 	if unsafe.Sizeof(h) > HeaderSize || unsafe.Sizeof(s) > LineSize || unsafe.Sizeof(c) > LineSize {
 		t.Errorf("a mirrored struct outgrows its space: header %d, slot %d, consumer line %d", unsafe.Sizeof(h), unsafe.Sizeof(s), unsafe.Sizeof(c))
 	}
@@ -206,7 +280,7 @@ func TestFormatDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := regexp.MustCompile("(?m)^\\| (\\d+) \\| (\\d+) \\| `([a-z_]+)` \\|")
+	row := regexp.MustCompile("(?m)^\\| (\\d+) \\| (\\d+) \\| `([a-z_0-9]+)` \\|")
 	want := layout()
 	seen := map[string]bool{}
 	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {

@@ -3,7 +3,7 @@
 # fenced commits),
 # wake.pml (how many sleepers a ring wakes), remove.pml (the removed mark),
 # watch.pml (peers watched while asleep), waitset.pml (waiting on many rings),
-# fanout.pml (the fan-out protocol, modelled ahead of its code)
+# fanout.pml (the fan-out protocol: frontier, lossy laps, eviction)
 # and claim.pml (multi-producer claims, commits and recovery). The protocols as
 # built must pass, and each broken variant must fail, so that the models are
 # shown able to fail. Needs spin and a C compiler.
@@ -58,8 +58,11 @@ check watch.pml "alarm read after the look" fail -DALARM_LATE
 check waitset.pml "waiting on two rings, members armed across waits" pass
 check waitset.pml "watch of the value read after the last look" fail -DSTALE_WATCH
 check waitset.pml "fired member not armed again" fail -DNO_REARM
-check fanout.pml "fan-out (planned): reliable and lossy subscribers" pass
+check fanout.pml "fan-out: reliable, stalled and lossy subscribers" pass
 check fanout.pml "head raised after the payload is written" fail -DHEAD_LATE
 check fanout.pml "lossy reader that does not look at head" fail -DNO_HEAD_CHECK
 check fanout.pml "head looked at before the copy" fail -DHEAD_FIRST
 check fanout.pml "producer that does not wait for the reliable subscriber" fail -DIGNORE_RELIABLE
+check fanout.pml "frontier kept in one copy, updated in place" fail -DONE_COPY
+check fanout.pml "stalled reliable subscriber never evicted" fail -DNO_EVICT
+check fanout.pml "evicted subscriber that does not look at head" fail -DNO_EVICT_CHECK
