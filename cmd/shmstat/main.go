@@ -137,6 +137,15 @@ func listRings(clean, asJSON bool, stdout, stderr io.Writer) int {
 				}
 			}
 			peers = fmt.Sprintf("consumer %s, %d of %d producers alive", peerState(s.Consumer.Attached, s.Consumer.Alive), alive, s.Attached)
+			if s.Fanout != nil {
+				subs := 0
+				for _, sb := range s.Subscribers {
+					if sb.Alive {
+						subs++
+					}
+				}
+				peers = fmt.Sprintf("fan-out, %d subscribers alive, %d of %d producers alive", subs, alive, s.Attached)
+			}
 		}
 		fmt.Fprintf(stdout, "  %-40s %10d bytes  %-10s  modified %s  %s\n", r.Name, r.Size, r.State, r.Modified.Format(time.RFC3339), peers)
 	}
@@ -221,6 +230,7 @@ type header struct {
 	MaxMessage    uint32    `json:"max_message"`
 	Slots         uint32    `json:"slots"`
 	MultiProducer bool      `json:"multi_producer"`
+	Subscribers   uint32    `json:"subscribers,omitempty"` // subscriber lines of a fan-out ring
 	UUID          string    `json:"uuid"`
 	CreatorPID    uint32    `json:"creator_pid"`
 	Created       time.Time `json:"created"`
@@ -228,7 +238,7 @@ type header struct {
 }
 
 func info(i ring.Info) header {
-	return header{Capacity: i.Capacity, MaxMessage: i.MaxMessage, Slots: i.Slots, MultiProducer: i.MultiProducer,
+	return header{Capacity: i.Capacity, MaxMessage: i.MaxMessage, Slots: i.Slots, MultiProducer: i.MultiProducer, Subscribers: i.Subscribers,
 		UUID:       fmt.Sprintf("%x-%x-%x-%x-%x", i.UUID[0:4], i.UUID[4:6], i.UUID[6:8], i.UUID[8:10], i.UUID[10:16]),
 		CreatorPID: i.CreatorPID, Created: time.Unix(0, i.CreatedUnixNano), Size: i.Size}
 }
@@ -254,6 +264,9 @@ func (s *snapshot) print(w io.Writer) {
 	if h.MultiProducer {
 		kind = "multi-producer"
 	}
+	if h.Subscribers > 0 {
+		kind += " fan-out"
+	}
 	removed := ""
 	if st.Removed {
 		removed = "  REMOVED (its peers' calls fail with ErrRingRemoved)"
@@ -261,11 +274,36 @@ func (s *snapshot) print(w io.Writer) {
 	fmt.Fprintf(w, "%s  %s%s\n", s.Ring, s.Time.Format(time.RFC3339Nano), removed)
 	fmt.Fprintf(w, "  %s ring, capacity %d, max message %d, %d slots, uuid %s, created %s by pid %d\n",
 		kind, h.Capacity, h.MaxMessage, h.Slots, h.UUID, h.Created.Format(time.RFC3339), h.CreatorPID)
-	fmt.Fprintf(w, "  head %d  tail %d  lag %d bytes (%.1f%% full)\n", st.Head, st.Tail, s.Lag, 100*float64(s.Lag)/float64(h.Capacity))
+	if st.Fanout != nil {
+		fmt.Fprintf(w, "  frontier (head) %d  tail %d  %d bytes readable (%.1f%% of the capacity)\n", st.Head, st.Tail, s.Lag, 100*float64(s.Lag)/float64(h.Capacity))
+	} else {
+		fmt.Fprintf(w, "  head %d  tail %d  lag %d bytes (%.1f%% full)\n", st.Head, st.Tail, s.Lag, 100*float64(s.Lag)/float64(h.Capacity))
+	}
 	fmt.Fprintf(w, "  producers attached %d (%d fencing every commit), attaches %d\n", st.Attached, st.Fenced, st.Attaches)
+	if f := st.Fanout; f != nil {
+		bound := "never"
+		if f.EvictAfterNs > 0 {
+			bound = time.Duration(f.EvictAfterNs).String()
+		}
+		fmt.Fprintf(w, "  fan-out: %d subscriber lines, frontier %d (%d messages, %d bytes before it), moved %d times, lag bound %s, evictions %d, subscriber attaches %d\n",
+			f.Lines, f.Frontier, f.Messages, f.Bytes, f.Raises, bound, f.Evictions, f.Attaches)
+		for _, sb := range st.Subscribers {
+			state := "detached"
+			if sb.Kind != "free" {
+				state = "DEAD    "
+				if sb.Alive {
+					state = "alive   "
+				}
+			}
+			fmt.Fprintf(w, "  sub %-4d  %-8s %s pid %d  position %d  lag %d bytes  messages %d  bytes %d  lost %d (%d bytes, %d laps)  sleeps %d  wake calls %d  recovered %d  corrupt %d  attaches %d\n",
+				sb.Line, sb.Kind, state, sb.PID, sb.Position, sb.Lag, sb.Messages, sb.Bytes, sb.Lost, sb.LostBytes, sb.Laps, sb.Parks, sb.Wakes, sb.Recovered, sb.Corrupt, sb.Generation)
+		}
+	}
 	c := st.Consumer
-	fmt.Fprintf(w, "  consumer  %s pid %d  messages %d  bytes %d  sleeps %d  wake calls %d  recovered %d  dead producers freed %d  corrupt %d\n",
-		peerState(c.Attached, c.Alive), c.PID, c.Messages, c.Bytes, c.Parks, c.Wakes, c.Recovered, c.Reaped, c.Corrupt)
+	if st.Fanout == nil {
+		fmt.Fprintf(w, "  consumer  %s pid %d  messages %d  bytes %d  sleeps %d  wake calls %d  recovered %d  dead producers freed %d  corrupt %d\n",
+			peerState(c.Attached, c.Alive), c.PID, c.Messages, c.Bytes, c.Parks, c.Wakes, c.Recovered, c.Reaped, c.Corrupt)
+	}
 	if s.MsgsPerSec > 0 {
 		fmt.Fprintf(w, "            %.0f msg/s, %.1f MB/s since the last look\n", s.MsgsPerSec, s.BytesPerSec/1e6)
 	}
