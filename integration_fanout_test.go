@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmring/shmring"
 	"github.com/shmring/shmring/internal/stream"
 )
 
@@ -55,6 +56,75 @@ func TestFanoutEightSubscribers(t *testing.T) {
 		}
 		if i == 0 {
 			t.Logf("subscriber 0: %.2f M msg/s", res.MsgsPerSec/1e6)
+		}
+	}
+}
+
+// TestFanoutSubscriberKilled: with no lag bound, a reliable subscriber
+// killed in the middle of the stream stops holding the producer back (the
+// kernel's release of its lock proves the death); the other three complete
+// with nothing lost.
+func TestFanoutSubscriberKilled(t *testing.T) {
+	producer, _ := buildCommands(t)
+	name := demoName(t)
+	const count = 100_000
+	p := start(t, producer, "-name", name, "-subscribers", "4", "-wait-subscribers", "4", "-capacity", "64KiB",
+		"-lag-bound", "-1s", "-count", fmt.Sprint(count), "-size", "32", "-max-size", "256")
+	var subs []*run
+	for range 4 {
+		subs = append(subs, subscriber(t, name, "reliable"))
+	}
+	r := openWhenAttached(t, name, 4)
+	defer r.Close()
+	waitMessages(t, r, 10_000)
+	subs[0].cmd.Process.Kill()
+	killed := time.Now()
+	if code := p.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("producer exited %d\n%s", code, p)
+	}
+	t.Logf("the producer finished %v after the kill", time.Since(killed).Round(time.Millisecond))
+	for i, s := range subs[1:] {
+		res, code := result(t, s, time.Minute)
+		if code != 0 || res.Messages != count || res.Lost != 0 {
+			t.Fatalf("subscriber %d: exit %d, %d messages, lost %d\n%s", i+1, code, res.Messages, res.Lost, s)
+		}
+	}
+}
+
+// openWhenAttached opens the fan-out ring name once n subscribers attached.
+func openWhenAttached(t *testing.T, name string, n uint64) *shmring.Ring {
+	t.Helper()
+	r, err := shmring.Open(name, shmring.WithOpenWait(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		st, err := r.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Fanout != nil && st.Fanout.Attaches >= n {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscribers attached in a minute, want %d", st.Fanout.Attaches, n)
+		}
+	}
+}
+
+// waitMessages waits until the frontier passed n messages.
+func waitMessages(t *testing.T, r *shmring.Ring, n uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		st, err := r.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Fanout.Messages >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages in a minute, want %d", st.Fanout.Messages, n)
 		}
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/shmring/shmring"
 )
 
 // TestFanoutLossyStopped: a lossy subscriber stopped (SIGSTOP) for a while
@@ -85,43 +83,5 @@ func TestFanoutKillAndEvict(t *testing.T) {
 	res, code := result(t, subs[1], time.Minute)
 	if code != 1 || !res.Evicted {
 		t.Fatalf("the stopped subscriber: exit %d, evicted %v\n%s", code, res.Evicted, subs[1])
-	}
-}
-
-// openWhenAttached opens the fan-out ring name once n subscribers attached.
-func openWhenAttached(t *testing.T, name string, n uint64) *shmring.Ring {
-	t.Helper()
-	r, err := shmring.Open(name, shmring.WithOpenWait(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
-		st, err := r.Stats()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Fanout != nil && st.Fanout.Attaches >= n {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d subscribers attached in a minute, want %d", st.Fanout.Attaches, n)
-		}
-	}
-}
-
-// waitMessages waits until the frontier passed n messages.
-func waitMessages(t *testing.T, r *shmring.Ring, n uint64) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
-		st, err := r.Stats()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Fanout.Messages >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d messages in a minute, want %d", st.Fanout.Messages, n)
-		}
 	}
 }
