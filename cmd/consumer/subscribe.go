@@ -56,6 +56,7 @@ func subscribeRun(loc ringflag.Location, policy shmring.WaitPolicy, lossy, oldes
 	var first time.Time
 	var n, lostReported, laps uint64
 	complete, evicted := false, false
+	var lost *shmring.LostError // outside the loop: errors.As would allocate it per message
 	err = shmring.Guarded(func() error {
 		for {
 			k, err := c.TryRecv(buf)
@@ -65,8 +66,8 @@ func subscribeRun(loc ringflag.Location, policy shmring.WaitPolicy, lossy, oldes
 				k, err = c.Recv(ctx, buf)
 				idleSince.Store(0)
 			}
-			var lost *shmring.LostError
 			switch {
+			case err == nil:
 			case errors.As(err, &lost):
 				lostReported += lost.Messages
 				laps++
@@ -77,7 +78,7 @@ func subscribeRun(loc ringflag.Location, policy shmring.WaitPolicy, lossy, oldes
 			case errors.Is(err, shmring.ErrEvicted):
 				evicted = true
 				return err
-			case err != nil:
+			default:
 				if cause := context.Cause(ctx); cause != nil {
 					err = cause
 				}

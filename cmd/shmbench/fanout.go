@@ -251,10 +251,10 @@ func fanoutPeer(ctx context.Context, s spec) error {
 	var rep fanoutReport
 	var first int64
 	next, pending := uint64(0), uint64(0) // pending: reported lost, not yet seen as a gap
+	var lost *shmring.LostError // outside the loop: errors.As would allocate it per message
 	for {
 		n, err := recv(buf)
-		var lost *shmring.LostError
-		if errors.As(err, &lost) {
+		if err != nil && errors.As(err, &lost) {
 			rep.Lost += lost.Messages
 			pending += lost.Messages
 			continue
