@@ -28,6 +28,13 @@ import (
 // multi-producer ring it skips the claim a dead producer left unfinished at
 // the head, counted in Ring.Stats as Recovered. A stopped producer is alive:
 // its claim is waited for, however long.
+//
+// A Consumer is also what Ring.Subscribe returns for a subscriber of a
+// fan-out ring (see WithSubscribers). It reads the same way, from a position
+// of its own, and publishes that position instead of the ring's head. A
+// lossy subscriber's read calls return a *LostError (errors.Is ErrLost) when
+// the producers lapped it, and then go on at the oldest message left; an
+// evicted reliable subscriber's calls return ErrEvicted.
 type Consumer struct {
 	c    *ring.Consumer
 	ring *Ring    // nil after Close
