@@ -116,6 +116,11 @@ func (r *Ring) lockFanout(wait time.Duration) (bool, error) {
 // the ring is full for now. If another producer is moving the frontier, it
 // returns at once, and the caller looks again.
 func (r *Ring) raise(need uint64) (uint64, error) {
+	// Without the lock first: a producer waiting for a reliable subscriber
+	// looks again and again, and the lock is two system calls.
+	if h := atomic.LoadUint64(r.head); r.reliableLimit(h, atomic.LoadUint64(r.tail)) < need {
+		return h, nil
+	}
 	ok, err := r.lockFanout(0)
 	if err != nil || !ok {
 		return atomic.LoadUint64(r.head), err
