@@ -251,7 +251,7 @@ func fanoutPeer(ctx context.Context, s spec) error {
 	var rep fanoutReport
 	var first int64
 	next, pending := uint64(0), uint64(0) // pending: reported lost, not yet seen as a gap
-	var lost *shmring.LostError // outside the loop: errors.As would allocate it per message
+	var lost *shmring.LostError           // outside the loop: errors.As would allocate it per message
 	for {
 		n, err := recv(buf)
 		if err != nil && errors.As(err, &lost) {
