@@ -50,11 +50,15 @@ func TestFanoutAPI(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	sent := make(chan error, 1)
 	go func() {
 		time.Sleep(10 * time.Millisecond)
-		p.Send(ctx, []byte("tick"))
+		sent <- p.Send(ctx, []byte("tick"))
 	}()
 	ready, err := ws.Wait(ctx, nil)
+	if serr := <-sent; serr != nil { // and the producer is ours again
+		t.Fatal(serr)
+	}
 	if err != nil || len(ready) != 1 || ready[0].Consumer != rel {
 		t.Fatalf("WaitSet: %v, %v", ready, err)
 	}
