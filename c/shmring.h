@@ -1,0 +1,143 @@
+/*
+ * shmring.h: a C client of shmring rings, written from FORMAT.md.
+ *
+ * Opens a ring that a Go program (or this library) created, and joins it as
+ * a producer or as its consumer, with the same validation, claims, commits,
+ * recovery and doorbells as the Go side. C11, libc and the Linux kernel
+ * (futex, open-file-description locks, membarrier); nothing else.
+ *
+ * What it does not do (yet): create rings (a Go program, or cmd/consumer,
+ * creates them), fan-out rings (shmring_producer_attach and
+ * shmring_consumer_attach refuse them), and systems other than Linux.
+ *
+ * Every function returns SHMRING_OK (0) or a negative error code;
+ * shmring_strerror names it. SHMRING_ESYS means a system call failed, and
+ * errno says why. Timeouts are in nanoseconds: 0 does not wait, a negative
+ * value waits for ever.
+ *
+ * A handle is not safe for concurrent use: one thread at a time may call a
+ * producer's or a consumer's functions. Several producers in one process
+ * need one handle each (on a multi-producer ring).
+ */
+#ifndef SHMRING_H
+#define SHMRING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+	SHMRING_OK = 0,
+	SHMRING_ESYS = -1,            /* a system call failed: see errno */
+	SHMRING_EBADMAGIC = -2,       /* not a ring */
+	SHMRING_EVERSION = -3,        /* a layout version this library does not read */
+	SHMRING_ESIZE = -4,           /* the file's size disagrees with the header */
+	SHMRING_EBADHEADER = -5,      /* a header field out of range */
+	SHMRING_ENOTREADY = -6,       /* the creator has not finished the ring */
+	SHMRING_ECORRUPT = -7,        /* shared memory holds what no correct peer writes */
+	SHMRING_ETOOLARGE = -8,       /* a message over the ring's maximum */
+	SHMRING_EFULL = -9,           /* no room now (timeout 0) */
+	SHMRING_EEMPTY = -10,         /* nothing to read now (timeout 0) */
+	SHMRING_EPRODUCERBUSY = -11,  /* every producer slot is taken */
+	SHMRING_ECONSUMERBUSY = -12,  /* another consumer is attached */
+	SHMRING_ECONSUMERDEAD = -13,  /* the consumer died while a producer waited for room */
+	SHMRING_EREMOVED = -14,       /* the ring was removed or replaced */
+	SHMRING_ETIMEOUT = -15,       /* the timeout passed */
+	SHMRING_ESHORTBUFFER = -16,   /* the buffer cannot hold the next message */
+	SHMRING_EOF = -17,            /* the producers came and went, and the ring is drained */
+	SHMRING_EFANOUT = -18,        /* a fan-out ring: not supported by this library yet */
+	SHMRING_EINVAL = -19,         /* a bad argument */
+	SHMRING_ENOTSUPPORTED = -20   /* not on this system */
+};
+
+/* shmring_strerror returns a name and short description of an error code. */
+const char *shmring_strerror(int err);
+
+/* The header fields, validated. */
+struct shmring_info {
+	uint64_t capacity;
+	uint32_t max_message;
+	uint32_t slots;
+	int multi_producer;
+	uint32_t subscribers; /* fan-out rings: subscriber lines; else 0 */
+	uint8_t uuid[16];
+	uint32_t creator_pid;
+	int64_t created_ns;
+	uint64_t data_offset;
+	uint64_t size;
+};
+
+/*
+ * shmring_validate checks a ring's header in len bytes of memory, as an
+ * opener does (FORMAT.md, "Header page", "Opening" steps 2-4), and fills in
+ * info. It reads each field once. It is what shmring_open uses, and is
+ * exposed so that a header image can be checked without a file.
+ */
+int shmring_validate(const void *mem, size_t len, struct shmring_info *info);
+
+typedef struct shmring shmring;
+typedef struct shmring_producer shmring_producer;
+typedef struct shmring_consumer shmring_consumer;
+
+/* shmring_open opens the named ring (/dev/shm/NAME), waiting up to one
+ * second for its creator to finish it; shmring_open_file opens a ring file
+ * at a path. The handle holds the ring's presence lock until
+ * shmring_close. */
+int shmring_open(const char *name, shmring **out);
+int shmring_open_file(const char *path, shmring **out);
+/* shmring_info_of returns the ring's validated header. */
+const struct shmring_info *shmring_info_of(const shmring *r);
+/* shmring_close unmaps the ring. Close its producers and consumer first. */
+int shmring_close(shmring *r);
+
+/* shmring_producer_attach takes a producer slot (slot 0 of a
+ * single-producer ring). */
+int shmring_producer_attach(shmring *r, shmring_producer **out);
+/* shmring_send copies n bytes into the ring as one message, waiting for room
+ * up to timeout_ns. */
+int shmring_send(shmring_producer *p, const void *msg, size_t n, int64_t timeout_ns);
+/* shmring_send_batch sends as many of the count messages as fit in one
+ * batch record (FORMAT.md, "Batches"), in order, and stores how many in
+ * *sent; a first message too large for a batch is sent alone. */
+struct shmring_msg {
+	const void *data;
+	size_t len;
+};
+int shmring_send_batch(shmring_producer *p, const struct shmring_msg *msgs, size_t count, size_t *sent, int64_t timeout_ns);
+/* shmring_reserve reserves room for a message of n bytes and stores where
+ * to write it in *buf; shmring_commit publishes it with its first n bytes
+ * (at most those reserved), shmring_abort drops it. One reservation at a
+ * time; the other calls of the producer fail with SHMRING_EINVAL meanwhile. */
+int shmring_reserve(shmring_producer *p, size_t n, void **buf, int64_t timeout_ns);
+int shmring_commit(shmring_producer *p, size_t n);
+int shmring_abort(shmring_producer *p);
+/* shmring_producer_close detaches the producer and frees its slot (a
+ * reservation in progress is aborted). */
+int shmring_producer_close(shmring_producer *p);
+
+/* shmring_consumer_attach attaches the ring's consumer; it resumes at the
+ * published head. With eof non-zero, receiving reports SHMRING_EOF once at
+ * least eof_after producers (at least 1) have attached, none is attached,
+ * and the ring is drained. */
+int shmring_consumer_attach(shmring *r, int eof, uint64_t eof_after, shmring_consumer **out);
+/* shmring_recv copies the next message into buf (cap bytes) and stores its
+ * length in *n, waiting up to timeout_ns. A buffer too small gives
+ * SHMRING_ESHORTBUFFER and *n the size needed; the message stays. */
+int shmring_recv(shmring_consumer *c, void *buf, size_t cap, size_t *n, int64_t timeout_ns);
+/* shmring_consumer_close publishes the head and detaches. */
+int shmring_consumer_close(shmring_consumer *c);
+
+/* Counters of this library's work, for tests and tools. */
+struct shmring_consumer_stats {
+	uint64_t messages, bytes, recovered, reaped, parks;
+};
+void shmring_consumer_stats_of(const shmring_consumer *c, struct shmring_consumer_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,721 @@
+// Package clib_test tests the C library (../shmring.c) against the Go side, with real
+// processes: the C tools (tools/cproducer, tools/cconsumer) and the Go
+// commands (cmd/producer, cmd/consumer) exchange the verifiable stream in
+// every direction, on rings small enough to wrap all the time.
+//
+// SHMRING_C_FLAGS adds compiler flags (CI runs it with
+// -fsanitize=address,undefined, and with -m32). The tests need a C compiler
+// (cc, or $CC) and run on Linux, the C library's one system.
+package clib_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/google/uuid"
+
+	"github.com/shmring/shmring"
+	"github.com/shmring/shmring/internal/stream"
+	"github.com/shmring/shmring/ring"
+)
+
+// TestMain runs the child of TestKilledMidClaim when asked to.
+func TestMain(m *testing.M) {
+	if name := os.Getenv("SHMRING_C_TEST_CLAIMER"); name != "" {
+		os.Exit(claimer(name))
+	}
+	os.Exit(m.Run())
+}
+
+// claimer is a Go producer that sends messages 0-999 of the verifiable
+// stream as producer 1, then claims room for one more, says so, and waits
+// to be killed with the claim in flight.
+func claimer(name string) int {
+	r, err := shmring.Open(name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	p, err := r.Producer()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	enc := stream.NewEncoder(1, 64)
+	ctx := context.Background()
+	for seq := range uint64(1000) {
+		buf, err := p.Reserve(ctx, 64)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		enc.Encode(buf, seq, 0, 0)
+		p.Commit(64)
+	}
+	if _, err := p.Reserve(ctx, 64); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("claimed")
+	select {} // killed here
+}
+
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// tools builds the C tools (warnings as errors) and the Go commands once.
+func tools(t *testing.T) string {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the C library runs on Linux only")
+	}
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	if _, err := exec.LookPath(cc); err != nil {
+		t.Skipf("no C compiler (%s) on this machine", cc)
+	}
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "shmring-c-")
+		if built.err != nil {
+			return
+		}
+		flags := strings.Fields(os.Getenv("SHMRING_C_FLAGS"))
+		for _, tool := range []string{"cproducer", "cconsumer", "cvalidate"} {
+			args := append([]string{"-std=c11", "-O2", "-g", "-Wall", "-Wextra", "-Werror"}, flags...)
+			args = append(args, "-o", filepath.Join(built.dir, tool), "../shmring.c", "../tools/"+tool+".c")
+			if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
+				built.err = fmt.Errorf("%s %s: %w\n%s", cc, strings.Join(args, " "), err, out)
+				return
+			}
+		}
+		cmd := exec.Command("go", "build", "-o", built.dir+"/", "../../cmd/producer", "../../cmd/consumer")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.dir
+}
+
+type proc struct {
+	cmd            *exec.Cmd
+	stdout, stderr strings.Builder
+}
+
+func start(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(filepath.Join(tools(t), bin), args...)}
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	// The sanitizers' reports go to stderr; make them fail the process.
+	p.cmd.Env = append(os.Environ(), "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0", "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+		}
+	})
+	return p
+}
+
+// wait returns the exit status, failing the test after limit.
+func (p *proc) wait(t *testing.T, limit time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(limit):
+		p.cmd.Process.Kill()
+		<-done
+		t.Fatalf("%s did not finish within %v\n%s", p.cmd.Path, limit, p)
+		return -1
+	}
+}
+
+func (p *proc) String() string {
+	return fmt.Sprintf("%s\nstdout:\n%s\nstderr:\n%s", strings.Join(p.cmd.Args, " "), &p.stdout, &p.stderr)
+}
+
+func ringName(t *testing.T) string {
+	name := "shmring-c-" + uuid.NewString()
+	t.Cleanup(func() { shmring.Remove(name) })
+	return name
+}
+
+// goSummary waits for cmd/consumer and returns its summary.
+func goSummary(t *testing.T, c *proc) stream.Result {
+	t.Helper()
+	if code := c.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("cmd/consumer exited %d\n%s", code, c)
+	}
+	var res stream.Result
+	if err := json.Unmarshal([]byte(c.stdout.String()), &res); err != nil {
+		t.Fatalf("%v\n%s", err, c)
+	}
+	return res
+}
+
+// cSummary is cconsumer's summary.
+type cSummary struct {
+	Messages      uint64 `json:"messages"`
+	Producers     int    `json:"producers"`
+	Lost          uint64 `json:"lost"`
+	OutOfOrder    uint64 `json:"out_of_order"`
+	Corrupt       uint64 `json:"corrupt"`
+	Finished      bool   `json:"finished"`
+	End           bool   `json:"end"`
+	Recovered     uint64 `json:"recovered"`
+	DeadProducers uint64 `json:"dead_producers"`
+}
+
+func cResult(t *testing.T, c *proc) (cSummary, int) {
+	t.Helper()
+	code := c.wait(t, 2*time.Minute)
+	var res cSummary
+	if err := json.Unmarshal([]byte(c.stdout.String()), &res); err != nil {
+		t.Fatalf("%v\n%s", err, c)
+	}
+	if strings.Contains(c.stderr.String(), "Sanitizer") || strings.Contains(c.stderr.String(), "runtime error") {
+		t.Fatalf("sanitizer report\n%s", c)
+	}
+	return res, code
+}
+
+// createRing makes a ring from Go that the C consumer joins: cmd/consumer
+// creates its own, so a C consumer needs someone else's.
+func createRing(t *testing.T, opts ...shmring.Option) string {
+	t.Helper()
+	name := ringName(t)
+	r, err := shmring.Create(name, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return name
+}
+
+// C producer into Go consumer, one by one and in batches, through a 64 KiB
+// ring (messages of 32 B to 700 B: it wraps every few hundred).
+func TestCProducerGoConsumer(t *testing.T) {
+	for _, batch := range []string{"1", "32"} {
+		name := ringName(t)
+		c := start(t, "consumer", "-name", name, "-capacity", "64KiB", "-json", "-idle", "1m")
+		waitRing(t, name)
+		p := start(t, "cproducer", "-name", name, "-count", "200000", "-size", "32", "-max-size", "700", "-batch", batch)
+		if code := p.wait(t, 2*time.Minute); code != 0 {
+			t.Fatalf("cproducer exited %d\n%s", code, p)
+		}
+		res := goSummary(t, c)
+		if !res.OK() || res.Messages != 200000 || len(res.PerProd) != 1 || !res.PerProd[0].Finished {
+			t.Fatalf("batch %s: %+v", batch, res)
+		}
+		t.Logf("batch %s: C producer -> Go consumer, %d messages verified", batch, res.Messages)
+	}
+}
+
+// Go producer into C consumer, one by one and in batches.
+func TestGoProducerCConsumer(t *testing.T) {
+	for _, batch := range []string{"1", "32"} {
+		name := createRing(t, shmring.WithCapacity(64<<10))
+		c := start(t, "cconsumer", "-name", name)
+		p := start(t, "producer", "-name", name, "-count", "200000", "-size", "32", "-max-size", "700", "-batch", batch)
+		if code := p.wait(t, 2*time.Minute); code != 0 {
+			t.Fatalf("cmd/producer exited %d\n%s", code, p)
+		}
+		res, code := cResult(t, c)
+		if code != 0 || res.Messages != 200000 || !res.Finished || !res.End {
+			t.Fatalf("batch %s: exit %d, %+v\n%s", batch, code, res, c)
+		}
+		t.Logf("batch %s: Go producer -> C consumer, %d messages verified", batch, res.Messages)
+	}
+}
+
+// C and Go producers together on a multi-producer ring, into a Go consumer
+// and into a C consumer.
+func TestMixedProducers(t *testing.T) {
+	name := ringName(t)
+	c := start(t, "consumer", "-name", name, "-producers", "4", "-capacity", "64KiB", "-json", "-idle", "1m")
+	waitRing(t, name)
+	var ps []*proc
+	for id, tool := range []string{"cproducer", "producer", "cproducer", "producer"} {
+		args := []string{"-name", name, "-id", fmt.Sprint(id), "-count", "100000", "-size", "32", "-max-size", "500"}
+		if id >= 2 {
+			args = append(args, "-batch", "8")
+		}
+		ps = append(ps, start(t, tool, args...))
+	}
+	for _, p := range ps {
+		if code := p.wait(t, 2*time.Minute); code != 0 {
+			t.Fatalf("exited %d\n%s", code, p)
+		}
+	}
+	res := goSummary(t, c)
+	if !res.OK() || res.Messages != 400000 || res.Producers != 4 {
+		t.Fatalf("%+v", res)
+	}
+
+	name = createRing(t, shmring.WithCapacity(64<<10), shmring.WithMultiProducer())
+	cc := start(t, "cconsumer", "-name", name, "-producers", "4")
+	ps = ps[:0]
+	for id, tool := range []string{"producer", "cproducer", "producer", "cproducer"} {
+		ps = append(ps, start(t, tool, "-name", name, "-id", fmt.Sprint(id), "-count", "100000", "-size", "32", "-max-size", "500", "-batch", fmt.Sprint(1+id%2*7)))
+	}
+	for _, p := range ps {
+		if code := p.wait(t, 2*time.Minute); code != 0 {
+			t.Fatalf("exited %d\n%s", code, p)
+		}
+	}
+	cres, code := cResult(t, cc)
+	if code != 0 || cres.Messages != 400000 || cres.Producers != 4 {
+		t.Fatalf("exit %d, %+v\n%s", code, cres, cc)
+	}
+}
+
+// A producer killed (SIGKILL) while it sends at full speed, again and
+// again, so that some kills land inside a claim: the consumer of the other
+// language skips the dead claims, frees the dead slots, and delivers every
+// message of the producer that finishes. C producers killed under a Go
+// consumer, then Go producers killed under a C consumer.
+func TestKilledProducers(t *testing.T) {
+	for _, dir := range []struct{ consumer, victim, survivor string }{
+		{"consumer", "cproducer", "producer"},
+		{"cconsumer", "producer", "cproducer"},
+	} {
+		t.Run(dir.victim+"_killed", func(t *testing.T) {
+			const kills = 12
+			var name string
+			var c *proc
+			if dir.consumer == "consumer" {
+				name = ringName(t)
+				c = start(t, "consumer", "-name", name, "-producers", fmt.Sprint(kills+1), "-capacity", "64KiB", "-json", "-idle", "1m")
+				waitRing(t, name)
+			} else {
+				name = createRing(t, shmring.WithCapacity(64<<10), shmring.WithMultiProducer())
+				c = start(t, "cconsumer", "-name", name, "-producers", fmt.Sprint(kills+1))
+			}
+			survivor := start(t, dir.survivor, "-name", name, "-id", "100", "-count", "300000", "-size", "32", "-max-size", "300")
+			r, err := shmring.Open(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			for i := range kills {
+				v := start(t, dir.victim, "-name", name, "-id", fmt.Sprint(i+1), "-count", "100000000", "-size", "32", "-max-size", "300", "-batch", fmt.Sprint(1+i%3*4))
+				waitSending(t, r, v.cmd.Process.Pid)
+				time.Sleep(time.Duration(i%4) * time.Millisecond)
+				v.cmd.Process.Signal(syscall.SIGKILL)
+				v.cmd.Wait()
+			}
+			if code := survivor.wait(t, 2*time.Minute); code != 0 {
+				t.Fatalf("survivor exited %d\n%s", code, survivor)
+			}
+			if dir.consumer == "consumer" {
+				res := goSummary(t, c)
+				// Killed producers never finish: the consumer counts them
+				// lost only below the highest sequence it saw.
+				if res.Duplicates != 0 || res.Reordered != 0 || res.Corrupt != 0 || res.Lost != 0 || res.DeadProducers == 0 {
+					t.Fatalf("%+v", res)
+				}
+				t.Logf("Go consumer: %d messages, %d dead producers freed, %d dead claims skipped", res.Messages, res.DeadProducers, res.Recovered)
+				return
+			}
+			res, _ := cResult(t, c)
+			if !res.End || res.OutOfOrder != 0 || res.Corrupt != 0 || res.DeadProducers == 0 {
+				t.Fatalf("%+v\n%s", res, c)
+			}
+			t.Logf("C consumer: %d messages, %d dead producers freed, %d dead claims skipped", res.Messages, res.DeadProducers, res.Recovered)
+		})
+	}
+}
+
+// The consumer changes language in the middle of the stream, and in the
+// middle of a batch: a C consumer is killed, a Go one takes over where it
+// stopped (at least once across a death: nothing lost, and duplicates only
+// of what the dead one had not yet published).
+func TestConsumerHandover(t *testing.T) {
+	name := createRing(t, shmring.WithCapacity(64<<10))
+	c := start(t, "cconsumer", "-name", name)
+	p := start(t, "producer", "-name", name, "-count", "300000", "-rate", "1000000", "-size", "32", "-max-size", "200", "-batch", "16", "-wait-consumer")
+	time.Sleep(100 * time.Millisecond)
+	c.cmd.Process.Signal(syscall.SIGKILL)
+	c.cmd.Wait()
+	r, err := shmring.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	gc, err := r.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Close()
+	// The Go consumer starts where the C one last published its head:
+	// from there, every message arrives once, in order, intact.
+	buf := make([]byte, r.Info().MaxMessage)
+	deadline := time.Now().Add(2 * time.Minute)
+	var first, next, got uint64
+	for time.Now().Before(deadline) {
+		n, err := gc.TryRecv(buf)
+		if errors.Is(err, shmring.ErrEmpty) {
+			time.Sleep(100 * time.Microsecond)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("after %d messages from %d: %v", got, first, err)
+		}
+		h, err := stream.Decode(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Flags&stream.FlagFinal != 0 {
+			if next != h.Seq {
+				t.Fatalf("the stream of %d messages ended at %d", h.Seq, next)
+			}
+			break
+		}
+		if got == 0 {
+			first, next = h.Seq, h.Seq
+		}
+		if h.Seq != next {
+			t.Fatalf("message %d after %d", h.Seq, next)
+		}
+		next++
+		got++
+	}
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("producer exited %d\n%s", code, p)
+	}
+	if got == 0 || first == 0 {
+		t.Fatalf("the Go consumer got %d messages from %d: the C consumer took none before its death?", got, first)
+	}
+	t.Logf("the Go consumer took over at message %d after the C consumer's death, and got the %d after it", first, got)
+
+	// The reverse: a Go consumer closes in the middle of a batch, and a C
+	// consumer resumes inside it.
+	name = createRing(t, shmring.WithCapacity(64<<10))
+	r2, err := shmring.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	gp, err := r2.Producer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := stream.NewEncoder(0, 64)
+	msgs := make([][]byte, 10)
+	for i := range msgs {
+		msgs[i] = make([]byte, 64)
+		enc.Encode(msgs[i], uint64(i), 0, 0)
+	}
+	if n, err := gp.TrySendBatch(msgs); err != nil || n != 10 {
+		t.Fatalf("batch: %d, %v", n, err)
+	}
+	fin := make([]byte, stream.MinSize)
+	enc.Encode(fin, 10, 0, stream.FlagFinal)
+	if err := gp.TrySend(fin); err != nil {
+		t.Fatal(err)
+	}
+	gc2, err := r2.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 { // four of the batch's ten
+		if _, err := gc2.TryRecv(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gc2.TryRecv(buf[:0]) // a short buffer: the fifth stays, the first four are published at Close
+	gc2.Close()
+	gp.Close()
+	cc := start(t, "cconsumer", "-name", name)
+	cres, code := cResult(t, cc)
+	// It resumes at message 4: the C consumer sees 4..9 and the final one,
+	// which it takes for a stream that began before it (not lost: they
+	// were consumed).
+	if !cres.End || cres.Corrupt != 0 || cres.Messages != 6 {
+		t.Fatalf("exit %d: %+v\n%s", code, cres, cc)
+	}
+}
+
+// waitSending waits until the producer process pid has committed messages
+// into r.
+func waitSending(t *testing.T, r *shmring.Ring, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Microsecond) {
+		st, err := r.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range st.Slots {
+			if s.PID == uint32(pid) && s.Attached && s.Messages > 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("producer %d sent nothing in a minute", pid)
+		}
+	}
+}
+
+// waitRing waits until cmd/consumer has created the ring name.
+func waitRing(t *testing.T, name string) {
+	t.Helper()
+	r, err := shmring.Open(name, shmring.WithOpenWait(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+}
+
+// waitLine waits until the process prints line on stdout.
+func waitLine(t *testing.T, r *bufio.Reader, line string) {
+	t.Helper()
+	got, err := r.ReadString('\n')
+	if err != nil || strings.TrimSpace(got) != line {
+		t.Fatalf("waiting for %q: got %q, %v", line, got, err)
+	}
+}
+
+// A producer killed (SIGKILL) with a claim in flight on a multi-producer
+// ring, its 1000 messages before it committed: the consumer of the other
+// language skips the dead claim (counted as recovered) and delivers the
+// messages committed after it by a live producer, and every one of the dead
+// one's. A C producer under the Go consumer, and a Go producer under the C
+// consumer.
+func TestKilledMidClaim(t *testing.T) {
+	t.Run("C producer, Go consumer", func(t *testing.T) {
+		name := ringName(t)
+		c := start(t, "consumer", "-name", name, "-producers", "2", "-capacity", "64KiB", "-json", "-idle", "1m")
+		waitRing(t, name)
+		victim := exec.Command(filepath.Join(tools(t), "cproducer"), "-name", name, "-id", "1", "-count", "100000000", "-size", "64", "-hang-after", "1000")
+		out, err := victim.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := victim.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer victim.Process.Kill()
+		waitLine(t, bufio.NewReader(out), "claimed")
+		survivor := start(t, "producer", "-name", name, "-id", "2", "-count", "100000", "-size", "64")
+		time.Sleep(20 * time.Millisecond) // the survivor's messages queue behind the claim
+		victim.Process.Signal(syscall.SIGKILL)
+		victim.Wait()
+		if code := survivor.wait(t, time.Minute); code != 0 {
+			t.Fatalf("survivor exited %d\n%s", code, survivor)
+		}
+		res := goSummary(t, c)
+		got := map[uint32]stream.ProducerResult{}
+		for _, p := range res.PerProd {
+			got[p.ID] = p
+		}
+		if !res.OK() || res.Recovered != 1 || got[1].Received != 1000 || got[2].Received != 100000 || !got[2].Finished {
+			t.Fatalf("%+v", res)
+		}
+	})
+	t.Run("Go producer, C consumer", func(t *testing.T) {
+		name := createRing(t, shmring.WithCapacity(64<<10), shmring.WithMultiProducer())
+		c := start(t, "cconsumer", "-name", name, "-producers", "2")
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		victim := exec.Command(exe)
+		victim.Env = append(os.Environ(), "SHMRING_C_TEST_CLAIMER="+name)
+		out, err := victim.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := victim.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer victim.Process.Kill()
+		waitLine(t, bufio.NewReader(out), "claimed")
+		survivor := start(t, "cproducer", "-name", name, "-id", "2", "-count", "100000", "-size", "64")
+		time.Sleep(20 * time.Millisecond)
+		victim.Process.Signal(syscall.SIGKILL)
+		victim.Wait()
+		if code := survivor.wait(t, time.Minute); code != 0 {
+			t.Fatalf("survivor exited %d\n%s", code, survivor)
+		}
+		res, _ := cResult(t, c)
+		if !res.End || res.Recovered != 1 || res.Messages != 101000 || res.Lost != 0 || res.OutOfOrder != 0 || res.Corrupt != 0 {
+			t.Fatalf("%+v\n%s", res, c)
+		}
+	})
+}
+
+// headerCases returns header images: valid rings of each kind, and each
+// with one header field (or the length) made wrong in the ways a broken or
+// hostile creator could, plus random scribbles over the header page.
+func headerCases(t *testing.T) [][]byte {
+	var valid [][]byte
+	for _, c := range []ring.Config{
+		{Capacity: 4096},
+		{Capacity: 1 << 16, MultiProducer: true, Slots: 8},
+		{Capacity: 4096, Subscribers: 4},
+		{Capacity: 256, Slots: 25, MaxMessage: 100},
+	} {
+		c.Key = 0x9e3779b97f4a7c15
+		size, err := ring.Size(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mem := aligned(int(size))
+		if _, err := ring.Init(mem, c, ring.LocalLocker()); err != nil {
+			t.Fatal(err)
+		}
+		valid = append(valid, mem)
+	}
+	le := binary.LittleEndian
+	cases := append([][]byte(nil), valid...)
+	mutate := func(base []byte, f func(b []byte) []byte) {
+		b := append(aligned(0), base...)
+		cases = append(cases, f(b))
+	}
+	fields := []struct {
+		off, size int
+		values    []uint64
+	}{
+		{0, 8, []uint64{0, 1, 0x02474e49524d4853}},             // magic
+		{8, 4, []uint64{0, 2, 0xffffffff}},                     // version
+		{12, 4, []uint64{4, 3, 0x80000000}},                    // flags
+		{16, 4, []uint64{0, 4095, 8192}},                       // header size
+		{20, 4, []uint64{64, 0}},                               // line size
+		{24, 4, []uint64{0, 4097, 2, 63}},                      // slot count
+		{28, 4, []uint64{0, 1 << 31, 4096, 1}},                 // max message
+		{32, 8, []uint64{0, 255, 4095, 1 << 41, 3 << 12, 512}}, // capacity
+		{40, 8, []uint64{0, 4096, 8192, 1 << 63}},              // data offset
+		{48, 8, []uint64{0, 1, 1 << 62}},                       // total size
+		{56, 8, []uint64{0}},                                   // key
+		{96, 4, []uint64{0, 0x59444553}},                       // init
+		{104, 4, []uint64{0, 4097, 1, 5}},                      // subscriber count
+	}
+	for _, base := range valid {
+		for _, f := range fields {
+			for _, v := range f.values {
+				mutate(base, func(b []byte) []byte {
+					if f.size == 4 {
+						le.PutUint32(b[f.off:], uint32(v))
+					} else {
+						le.PutUint64(b[f.off:], v)
+					}
+					return b
+				})
+			}
+		}
+		for _, n := range []int{0, 100, 4095, 4096, len(base) - 8, len(base) + 8} {
+			mutate(base, func(b []byte) []byte {
+				if n <= len(b) {
+					return b[:n]
+				}
+				return append(b, make([]byte, n-len(b))...)
+			})
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 300 {
+		base := valid[rng.IntN(len(valid))]
+		mutate(base, func(b []byte) []byte {
+			for range 1 + rng.IntN(3) {
+				b[rng.IntN(112)] = byte(rng.Uint32())
+			}
+			return b
+		})
+	}
+	return cases
+}
+
+func aligned(n int) []byte {
+	words := make([]uint64, (n+7)/8)
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), n)
+}
+
+// goVerdict is the C library's code for what ring.Attach says of an image.
+func goVerdict(b []byte) int {
+	_, err := ring.Attach(append(aligned(0), b...), ring.LocalLocker())
+	for _, e := range []struct {
+		err  error
+		code int
+	}{{nil, 0}, {ring.ErrBadMagic, -2}, {ring.ErrVersion, -3}, {ring.ErrSize, -4}, {ring.ErrBadHeader, -5}, {ring.ErrNotReady, -6}} {
+		if errors.Is(err, e.err) || err == e.err {
+			return e.code
+		}
+	}
+	return 1000 // an error the C side has no code for
+}
+
+// The C validator refuses every header image the Go side refuses, with the
+// same error, and accepts the ones it accepts.
+func TestHeaderValidationAgrees(t *testing.T) {
+	dir := tools(t)
+	cases := headerCases(t)
+	var files []string
+	want := map[string]int{}
+	tmp := t.TempDir()
+	for i, b := range cases {
+		f := filepath.Join(tmp, fmt.Sprintf("case%03d", i))
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+		want[f] = goVerdict(b)
+	}
+	out, err := exec.Command(filepath.Join(dir, "cvalidate"), files...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	refused := 0
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(files) {
+		t.Fatalf("%d verdicts for %d cases\n%s", len(lines), len(files), out)
+	}
+	for _, line := range lines {
+		var code int
+		var f string
+		if _, err := fmt.Sscanf(line, "%d %s", &code, &f); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if code != want[f] {
+			t.Errorf("%s: the C side says %d, the Go side %d", filepath.Base(f), code, want[f])
+		}
+		if code != 0 {
+			refused++
+		}
+	}
+	t.Logf("%d header images, %d refused by both sides alike", len(files), refused)
+}
