@@ -494,14 +494,23 @@ static void bell_arm(struct bell b, uint32_t v) {
 	}
 }
 
-/* bell_ring wakes the sleepers, one system call per arming; it reports
- * whether it made the call. The caller has fenced after its commit. */
-static int bell_ring(struct bell b) {
+/* bell_ring_saw wakes the sleepers, one system call per arming; it reports
+ * whether it made the call, and in *saw whether the waiter count was
+ * non-zero. The caller has fenced after its commit (or relies on the
+ * sleepers' membarrier: Fenced commits). */
+static int bell_ring_saw(struct bell b, int *saw) {
+	*saw = 0;
 	if (ld32(b.waiters) == 0) return 0;
+	*saw = 1;
 	uint32_t w = ld32(b.word);
 	if (w != ld32(b.armed) || !cas32(b.word, w, w + 1)) return 0;
 	futex(b.word, FUTEX_WAKE, ld32(b.waiters), NULL);
 	return 1;
+}
+
+static int bell_ring(struct bell b) {
+	int saw;
+	return bell_ring_saw(b, &saw);
 }
 
 /* membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED): whether this kernel has it. */
@@ -515,6 +524,20 @@ static int global_barrier(void) {
 	}
 	if (s != 1) return -1;
 	return syscall(SYS_membarrier, 1 << 1 /* GLOBAL_EXPEDITED */, 0, 0) == 0 ? 0 : -1;
+}
+
+/* register_barrier registers this process for the sleepers' membarrier
+ * (MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED): only then may its producers
+ * commit without a fence. It reports whether it is registered. */
+static int barrier_registered; /* 0 unknown, 1 yes, 2 no */
+static int register_barrier(void) {
+	int s = __atomic_load_n(&barrier_registered, __ATOMIC_ACQUIRE);
+	if (s == 0) {
+		global_barrier(); /* the query */
+		s = __atomic_load_n(&barrier_state, __ATOMIC_RELAXED) == 1 && syscall(SYS_membarrier, 1 << 2 /* REGISTER_GLOBAL_EXPEDITED */, 0, 0) == 0 ? 1 : 2;
+		__atomic_store_n(&barrier_registered, s, __ATOMIC_RELEASE);
+	}
+	return s == 1;
 }
 
 /* A waiter's look: 1 ready, 0 not yet, < 0 an error that ends the wait. */
@@ -658,7 +681,29 @@ struct shmring_producer {
 	uint64_t messages, bytes, full_waits, wakes;
 	uint64_t want; /* the record size the current wait claims */
 	int resv;      /* a reservation is in progress */
+	/* Fenced commits: fenced while counted in the producers' fenced word;
+	 * may_unfence when this process is registered for the membarrier;
+	 * quiet counts commits in a row that found no waiter. */
+	int fenced, may_unfence;
+	unsigned quiet;
 };
+
+/* set_fenced starts or stops fencing every commit (Doorbells, "Fenced
+ * commits"): to start, slot_fenced then the count (a locked instruction,
+ * which also makes the earlier commits visible); to stop, the count then
+ * slot_fenced, and only then commits without the fence. */
+static void set_fenced(shmring_producer *p, int on) {
+	shmring *r = p->r;
+	if (on) {
+		st32(at(r, p->off + SLOT_FENCED), 1);
+		add32(at(r, OFF_PRODUCERS + PRODS_FENCED), 1);
+	} else {
+		uncount(at(r, OFF_PRODUCERS + PRODS_FENCED));
+		st32(at(r, p->off + SLOT_FENCED), 0);
+	}
+	p->fenced = on;
+	p->quiet = 0;
+}
 
 /* skip_committed: where a new single producer resumes (Peers). */
 static int skip_committed(shmring *r, uint64_t pos, uint64_t head, uint64_t *out) {
@@ -701,10 +746,12 @@ int shmring_producer_attach(shmring *r, shmring_producer **out) {
 	}
 	p->tail = tail;
 	p->head = head;
-	/* This producer fences every commit (Fenced commits): a sleeping
-	 * consumer then needs no membarrier for it, and none can reach it. */
-	st32(at(r, p->off + SLOT_FENCED), 1);
-	add32(at(r, OFF_PRODUCERS + PRODS_FENCED), 1);
+	/* It starts fenced (a sleeping consumer then needs no membarrier for
+	 * it), and stops after 64 commits in a row that found no waiter, if
+	 * this process is registered for the membarrier: a stream, where the
+	 * fence would cost throughput. */
+	p->may_unfence = register_barrier();
+	set_fenced(p, 1);
 	*out = p;
 	return SHMRING_OK;
 }
@@ -813,10 +860,17 @@ static void commit(shmring_producer *p, uint32_t n, uint32_t kind, uint64_t msgs
 	p->bytes += bytes;
 	st64(at(r, p->off + SLOT_MESSAGES), p->messages);
 	st64(at(r, p->off + SLOT_BYTES), p->bytes);
-	fence(); /* fenced: the commit before the waiter count */
-	if (bell_ring(bell_at(r, OFF_DATA_BELL))) {
+	if (p->fenced) fence(); /* the commit before the waiter count */
+	int saw;
+	if (bell_ring_saw(bell_at(r, OFF_DATA_BELL), &saw)) {
 		p->wakes++;
 		st64(at(r, p->off + SLOT_WAKES), p->wakes);
+	}
+	if (saw) {
+		p->quiet = 0;
+		if (!p->fenced) set_fenced(p, 1);
+	} else if (p->fenced && p->may_unfence && ++p->quiet >= 64) {
+		set_fenced(p, 0);
 	}
 }
 
