@@ -100,7 +100,7 @@ func tools(t *testing.T) string {
 			return
 		}
 		flags := strings.Fields(os.Getenv("SHMRING_C_FLAGS"))
-		for _, tool := range []string{"cproducer", "cconsumer", "cvalidate"} {
+		for _, tool := range []string{"cproducer", "cconsumer", "cvalidate", "cscan"} {
 			args := append([]string{"-std=c11", "-O2", "-g", "-Wall", "-Wextra", "-Werror"}, flags...)
 			args = append(args, "-o", filepath.Join(built.dir, tool), "../shmring.c", "../tools/"+tool+".c")
 			if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
@@ -842,4 +842,117 @@ func TestPython(t *testing.T) {
 	if err := json.Unmarshal([]byte(out.String()), &got); err != nil || got.Received != count/4 {
 		t.Fatalf("%v: %s", err, &out)
 	}
+}
+
+// Hostile rings: valid headers over positions, producer slots and records
+// that no correct peer wrote (random, and records made to look plausible).
+// The C consumer and producer must return codes for all of them, never
+// crash; under ASan and UBSan (CI), never touch memory out of bounds or
+// do anything undefined.
+func TestHostileRings(t *testing.T) {
+	dir := tools(t)
+	tmp := t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 4))
+	le := binary.LittleEndian
+	var files []string
+	for i := range 400 {
+		c := ring.Config{Capacity: 256 << (i % 3), Slots: 2, MultiProducer: i%2 == 0, Key: 0x9e3779b97f4a7c15}
+		size, err := ring.Size(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mem := aligned(int(size))
+		r, err := ring.Init(mem, c, ring.LocalLocker())
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := r.Info()
+		data := mem[info.DataOffset:]
+		if i%2 == 1 {
+			// Real records from a Go producer, then a few bytes
+			// changed among them: the paths past the first record.
+			p, err := r.NewProducer(ring.ProducerOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := range 30 {
+				if k%5 == 4 {
+					p.TrySendBatch([][]byte{make([]byte, rng.IntN(20)), make([]byte, rng.IntN(20))})
+				} else {
+					p.TrySend(make([]byte, rng.IntN(60)))
+				}
+			}
+			if rng.IntN(2) == 0 {
+				p.TryReserve(rng.IntN(40)) // a claim in flight
+			}
+			for range 1 + rng.IntN(4) {
+				data[rng.IntN(len(data))] = byte(rng.Uint32())
+			}
+			f := filepath.Join(tmp, fmt.Sprintf("ring%03d", i))
+			if err := os.WriteFile(f, mem, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, f)
+			continue
+		}
+		for k := 0; k+8 <= len(data); k += 8 {
+			le.PutUint64(data[k:], rng.Uint64())
+		}
+		// Plausible records at random places: stamps that match their
+		// positions, with lengths and kinds of every sort.
+		for range 8 {
+			pos := uint64(rng.IntN(int(info.Capacity/8))) * 8
+			if pos+16 > info.Capacity {
+				continue
+			}
+			le.PutUint32(data[pos:], uint32(rng.IntN(int(info.Capacity))))
+			le.PutUint32(data[pos+4:], uint32(rng.IntN(4))|uint32(rng.IntN(3))<<8)
+			le.PutUint64(data[pos+8:], (pos+uint64(rng.IntN(3))*info.Capacity)^c.Key)
+		}
+		head := uint64(rng.IntN(1<<12)) * 8
+		if rng.IntN(3) == 0 {
+			head = rng.Uint64()
+		}
+		tail := head + uint64(rng.IntN(int(info.Capacity)*2))
+		le.PutUint64(mem[4224:], head)
+		le.PutUint64(mem[4096:], tail)
+		le.PutUint64(mem[4680:], rng.Uint64()) // consumer_batch
+		for s := range 2 {
+			off := 5120 + 128*s
+			le.PutUint32(mem[off:], uint32(rng.IntN(2)))           // state: attached, unlocked: dead
+			le.PutUint64(mem[off+16:], head+uint64(rng.IntN(4))*8) // claim position
+			le.PutUint64(mem[off+24:], uint64(rng.IntN(64))*8)     // claim length
+		}
+		f := filepath.Join(tmp, fmt.Sprintf("ring%03d", i))
+		if err := os.WriteFile(f, mem, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	cmd := exec.Command(filepath.Join(dir, "cscan"), files...)
+	var out, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	cmd.Env = append(os.Environ(), "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
+	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
+		t.Fatalf("%v\n%s\n%s", err, &stderr, &out)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != len(files) {
+		t.Fatalf("%d results for %d rings\n%s", len(lines), len(files), &out)
+	}
+	codes := map[string]int{}
+	for _, l := range lines {
+		var open, recv, n, send int
+		if _, err := fmt.Sscanf(l, "%d %d %d %d", &open, &recv, &n, &send); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		for _, c := range []int{open, recv, send} {
+			if c > 0 || c < -20 {
+				t.Fatalf("%q: a code the library does not define", l)
+			}
+		}
+		codes[fmt.Sprintf("recv %d", recv)]++
+		codes[fmt.Sprintf("send %d", send)]++
+	}
+	t.Logf("%d hostile rings: %v", len(files), codes)
 }
