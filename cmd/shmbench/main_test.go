@@ -191,3 +191,39 @@ func runJSON(t *testing.T, args ...string) (doc struct {
 	}
 	return doc
 }
+
+// TestFanoutPattern runs the fanout pattern over its four transports
+// briefly and checks the fields its rows promise.
+func TestFanoutPattern(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skipf("named rings live in /dev/shm; %s is not measured", runtime.GOOS)
+	}
+	doc := runJSON(t, "-json", "-patterns", "fanout", "-subscribers", "3", "-duration", "100ms", "-sizes", "64", "-waits", "default",
+		"-transports", "shmring,shmring-lossy,shmring-stopped,uds-buffered")
+	if len(doc.Results) != 4 {
+		t.Fatalf("%d results, want 4: %+v", len(doc.Results), doc.Results)
+	}
+	for _, r := range doc.Results {
+		if r.Pattern != "fanout" || r.Subscribers != 3 || r.MsgsPerSec <= 0 || r.MinMsgsPerSec <= 0 || r.MinMsgsPerSec > r.MsgsPerSec*1.0001 || r.PublisherMsgsPerSec <= 0 {
+			t.Errorf("%s: %+v", r.Transport, r)
+		}
+		// A reliable subscriber loses nothing; the stopped lossy one
+		// (resumed after the case) must have been lapped.
+		switch r.Transport {
+		case "shmring", "uds-buffered":
+			if r.Lost != 0 {
+				t.Errorf("%s: lost %d", r.Transport, r.Lost)
+			}
+		case "shmring-stopped":
+			// Lapped for sure once more than the ring's capacity was
+			// sent (80 bytes a record).
+			if r.PublisherMsgsPerSec*r.Seconds*80 > streamCapacity && r.Lost == 0 {
+				t.Errorf("%s: the stopped subscriber lost nothing in 100 ms at %.0f msgs/s", r.Transport, r.PublisherMsgsPerSec)
+			}
+		}
+	}
+	var out, errs bytes.Buffer
+	if code := run([]string{"-patterns", "fanout", "-subscribers", "0"}, &out, &errs); code != 2 {
+		t.Errorf("-subscribers 0: exit %d, want 2", code)
+	}
+}
