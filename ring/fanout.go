@@ -42,6 +42,22 @@ func (r *Ring) fanout() bool { return r.subs > 0 }
 // subLine returns the offset of subscriber line i.
 func (r *Ring) subLine(i uint32) uint64 { return r.fanOff + LineSize + uint64(i)*LineSize }
 
+// linesUsed is the number of subscriber lines ever taken: the lines after
+// them are free, and the loops over subscribers stop there (a ring made for
+// 4096 subscribers with two of them looks at two lines).
+func (r *Ring) linesUsed() uint32 { return min(atomic.LoadUint32(r.u32(r.fanOff+fanLines)), r.subs) }
+
+// useLine raises the count of lines ever taken to cover line i.
+func (r *Ring) useLine(i uint32) {
+	w := r.u32(r.fanOff + fanLines)
+	for {
+		n := atomic.LoadUint32(w)
+		if n > i || atomic.CompareAndSwapUint32(w, n, i+1) {
+			return
+		}
+	}
+}
+
 // frontier is one copy of the frontier: its position, and the messages and
 // payload bytes committed before it since the ring was created.
 type frontier struct {
@@ -197,7 +213,7 @@ func (r *Ring) raise(need uint64) (uint64, error) {
 // until the lag bound evicts its subscriber.
 func (r *Ring) reliableLimit(front, tail uint64) uint64 {
 	limit := tail
-	for i := range r.subs {
+	for i := range r.linesUsed() {
 		off := r.subLine(i)
 		if atomic.LoadUint32(r.u32(off+consState)) != subReliable {
 			continue
@@ -230,7 +246,7 @@ func (r *Ring) batchCount(rec record) (msgs, bytes uint64, err error) {
 // subscriberPIDs appends the PIDs of the reliable subscribers to dst: a
 // producer waiting for room watches them.
 func (r *Ring) subscriberPIDs(dst []int) []int {
-	for i := range r.subs {
+	for i := range r.linesUsed() {
 		off := r.subLine(i)
 		if atomic.LoadUint32(r.u32(off+consState)) == subReliable {
 			if pid := atomic.LoadUint32(r.u32(off + consPID)); pid != 0 {
@@ -246,7 +262,7 @@ func (r *Ring) subscriberPIDs(dst []int) []int {
 // back. It reports how many it freed.
 func (r *Ring) reapSubscribers() (int, error) {
 	freed := 0
-	for i := range r.subs {
+	for i := range r.linesUsed() {
 		off := r.subLine(i)
 		if atomic.LoadUint32(r.u32(off+consState)) == subFree {
 			continue
@@ -280,7 +296,7 @@ func (r *Ring) reapSubscribers() (int, error) {
 // at its next call; the producers stop waiting for it at once.
 func (r *Ring) evictBelow(need uint64) int {
 	n := 0
-	for i := range r.subs {
+	for i := range r.linesUsed() {
 		off := r.subLine(i)
 		if atomic.LoadUint32(r.u32(off+consState)) != subReliable || atomic.LoadUint64(r.u64(off+subPos)) >= need {
 			continue

@@ -171,7 +171,8 @@ func FuzzFanout(f *testing.F) {
 			*r.u64(r.fanOff + fanCopy + i*fanCopySize + 8) = front / 8
 			*r.u64(r.fanOff + fanCopy + i*fanCopySize + 16) = front
 		}
-		*r.u32(r.subLine(1) + consState) = state // marked, unlocked: dead
+		*r.u32(r.fanOff + fanLines) = 2 + state>>16 // beyond the lines: clamped
+		*r.u32(r.subLine(1) + consState) = state    // marked, unlocked: dead
 		*r.u64(r.subLine(1) + subPos) = subPosition
 		*r.u32(r.slot(1) + slotState) = slotAttached
 		*r.u64(r.slot(1) + slotClaimPos) = tail - 16

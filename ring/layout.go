@@ -113,6 +113,7 @@ const (
 	fanEvictNs   = 64 // uint64: the lag bound in nanoseconds, 0 for none
 	fanAttaches  = 72 // uint64: subscriber attaches since creation
 	fanRaises    = 80 // uint64: frontier updates that moved it
+	fanLines     = 88 // uint32: subscriber lines ever taken (lines from here on are free)
 )
 
 // Fields of a subscriber line, relative to its start. The first ones are

@@ -44,6 +44,7 @@ type fanoutLayout struct {
 	EvictNs   uint64
 	Attaches  uint64
 	Moves     uint64
+	Lines     uint32
 }
 
 // subscriberLayout mirrors a subscriber line: the consumer line's fields,
@@ -110,6 +111,7 @@ func layout() map[string]field {
 		"evict_after_ns":      {unsafe.Offsetof(f.EvictNs), 8},
 		"subscriber_attaches": {unsafe.Offsetof(f.Attaches), 8},
 		"frontier_moves":      {unsafe.Offsetof(f.Moves), 8},
+		"lines_used":          {unsafe.Offsetof(f.Lines), 4},
 		"sub_state":           {unsafe.Offsetof(u.State), 4},
 		"sub_pid":             {unsafe.Offsetof(u.PID), 4},
 		"sub_messages":        {unsafe.Offsetof(u.Messages), 8},
@@ -218,6 +220,7 @@ func TestLayoutConstants(t *testing.T) {
 		{"evict after", fanEvictNs, unsafe.Offsetof(f.EvictNs)},
 		{"subscriber attaches", fanAttaches, unsafe.Offsetof(f.Attaches)},
 		{"frontier moves", fanRaises, unsafe.Offsetof(f.Moves)},
+		{"lines used", fanLines, unsafe.Offsetof(f.Lines)},
 		{"sub position", subPos, unsafe.Offsetof(u.Position)},
 		{"sub lost", subLost, unsafe.Offsetof(u.Lost)},
 		{"sub lost bytes", subLostBytes, unsafe.Offsetof(u.LostBytes)},

@@ -188,7 +188,7 @@ func (r *Ring) fanStats(s *Stats, ld32 func(uint64) uint32, ld64 func(uint64) ui
 		EvictAfterNs: ld64(r.fanOff + fanEvictNs),
 		Lines:        r.subs,
 	}
-	for i := range r.subs {
+	for i := range r.linesUsed() {
 		off := r.subLine(i)
 		gen := ld64(off + consGen)
 		if gen == 0 {

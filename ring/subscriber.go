@@ -158,6 +158,9 @@ func (r *Ring) takeLine() (uint64, error) {
 	return 0, ErrSubscribersFull
 }
 
+// lineIndex is the index of the subscriber line at off.
+func (r *Ring) lineIndex(off uint64) uint32 { return uint32((off - r.fanOff - LineSize) / LineSize) }
+
 // subscribeAt starts a subscriber in the line at off (its lock held), with
 // the fan-out lock held so that the frontier stays where it is: at the
 // frontier, or after the records committed from there on.
@@ -202,6 +205,9 @@ func (r *Ring) subscribeAt(off uint64, o SubscriberOptions) (frontier, error) {
 	for _, w := range []uint64{consMessages, consBytes, consParks, consWakes, consRecovered, consReaped, consCorrupt, consBatch, subLost, subLostBytes, subLaps} {
 		atomic.StoreUint64(r.u64(off+w), 0)
 	}
+	// Counted among the lines in use before it can hold producers back:
+	// the next frontier update, under the same lock, looks at it.
+	r.useLine(r.lineIndex(off))
 	atomic.StoreUint64(r.u64(off+subPos), f.pos)
 	atomic.AddUint64(r.u64(off+consGen), 1)
 	atomic.StoreUint32(r.u32(off+consPID), uint32(os.Getpid()))
