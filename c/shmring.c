@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,6 +111,22 @@
 #define KIND_SLOT_SHIFT 16
 #define NO_CLAIM UINT64_MAX
 
+/* The fan-out line, relative to its start F (Fan-out), and a subscriber
+ * line's own fields (the others are the consumer line's). */
+#define FAN_SEQ 0
+#define FAN_COPY 8
+#define FAN_COPY_SIZE 24
+#define FAN_ATTACHES 72
+#define FAN_LINES 88
+#define SUB_POS 80
+#define SUB_LOST 88
+#define SUB_LOST_BYTES 96
+#define SUB_LAPS 104
+#define SUB_FREE 0u
+#define SUB_RELIABLE 1u
+#define SUB_LOSSY 2u
+#define SUB_EVICTED 3u
+
 #define LIVENESS_NS 100000000LL /* look at the peers every 100 ms while waiting */
 #define SPIN_NS 20000LL         /* poll this long before sleeping */
 
@@ -138,6 +155,10 @@ const char *shmring_strerror(int err) {
 	case SHMRING_EFANOUT: return "fan-out rings are not supported by the C library yet";
 	case SHMRING_EINVAL: return "invalid argument";
 	case SHMRING_ENOTSUPPORTED: return "not supported on this system";
+	case SHMRING_ENOTFANOUT: return "not a fan-out ring";
+	case SHMRING_ESUBSCRIBERSFULL: return "no free subscriber line";
+	case SHMRING_ELOST: return "messages lost: lapped by the producers";
+	case SHMRING_EEVICTED: return "subscriber evicted for holding the producers back too long";
 	}
 	return "unknown error";
 }
@@ -246,6 +267,7 @@ struct shmring {
 	struct shmring_info info;
 	uint8_t *data;
 	uint64_t mask, key;
+	uint64_t fan_off; /* a fan-out ring's fan-out line, F */
 	/* The liveness locks this handle holds (OFD locks do not exclude
 	 * their own open file description): their offsets. */
 	int held_lock; /* a spin lock over held */
@@ -371,6 +393,7 @@ static int open_path(const char *path, shmring **out) {
 			r->data = r->mem + r->info.data_offset;
 			r->mask = r->info.capacity - 1;
 			r->key = ld64(r->mem + OFF_KEY);
+			r->fan_off = OFF_SLOTS + (uint64_t)r->info.slots * LINE_SIZE;
 			/* The presence lock, then: is the name still this file? */
 			struct stat now;
 			if (ld32(at(r, OFF_REMOVED)) != 0 || ofd_lock(fd, F_RDLCK, 0, F_OFD_SETLK, NULL) != 0 ||
@@ -957,6 +980,8 @@ int shmring_producer_close(shmring_producer *p) {
 
 struct shmring_consumer {
 	shmring *r;
+	uint64_t line; /* its line: the consumer line, or a subscriber line */
+	uint64_t pub;  /* the word it publishes its head in: head, or its line's position */
 	uint64_t head, published, batch;
 	int in_batch;
 	uint64_t batch_start, entry_off, batch_end, batch_after; /* data-area offsets; batch_after a position */
@@ -965,6 +990,12 @@ struct shmring_consumer {
 	uint64_t messages, bytes, wakes, recovered, reaped, corrupt;
 	/* The message found by the last look (next). */
 	uint64_t m_off, m_len, m_after;
+	/* A subscriber of a fan-out ring (Fan-out, "Reading"): its kind, the
+	 * stream index of its head (messages + base, bytes + base_bytes),
+	 * and its losses. */
+	int fan, lossy, evicted;
+	uint64_t base, base_bytes, lost, lost_bytes, laps;
+	uint64_t last_lost, last_lost_bytes;
 };
 
 static void publish(shmring_consumer *c) {
@@ -972,14 +1003,14 @@ static void publish(shmring_consumer *c) {
 	c->published = c->head;
 	uint64_t mark = 0;
 	if (c->in_batch) mark = (uint64_t)(uint32_t)c->head << 32 | (c->entry_off - c->batch_start);
-	st64(at(r, OFF_CONSUMER + CONS_BATCH), mark);
-	st64(at(r, OFF_HEAD), c->head);
-	st64(at(r, OFF_CONSUMER + CONS_MESSAGES), c->messages);
-	st64(at(r, OFF_CONSUMER + CONS_BYTES), c->bytes);
+	st64(at(r, c->line + CONS_BATCH), mark);
+	st64(at(r, c->pub), c->head);
+	st64(at(r, c->line + CONS_MESSAGES), c->messages);
+	st64(at(r, c->line + CONS_BYTES), c->bytes);
 	fence();
 	if (bell_ring(bell_at(r, OFF_SPACE_BELL))) {
 		c->wakes++;
-		st64(at(r, OFF_CONSUMER + CONS_WAKES), c->wakes);
+		st64(at(r, c->line + CONS_WAKES), c->wakes);
 	}
 }
 
@@ -1023,6 +1054,8 @@ int shmring_consumer_attach(shmring *r, int eof, uint64_t eof_after, shmring_con
 		return SHMRING_ESYS;
 	}
 	c->r = r;
+	c->line = OFF_CONSUMER;
+	c->pub = OFF_HEAD;
 	c->head = c->published = head;
 	c->batch = r->info.capacity / 8 > REC_ALIGN ? r->info.capacity / 8 : REC_ALIGN;
 	c->eof = eof;
@@ -1178,7 +1211,7 @@ static int recover_head(shmring_consumer *c) {
 				}
 				c->head = end;
 				c->recovered++;
-				st64(at(r, OFF_CONSUMER + CONS_RECOVERED), c->recovered);
+				st64(at(r, c->line + CONS_RECOVERED), c->recovered);
 				result = 1;
 			}
 		}
@@ -1204,8 +1237,9 @@ static int check_stuck(shmring_consumer *c) {
 	return SHMRING_ECORRUPT;
 }
 
-/* reap frees the slots of dead producers whose claims are settled. */
-static int reap(shmring_consumer *c) {
+/* reap frees the slots of dead producers whose claims are settled before
+ * head (the consumer's head, or a fan-out ring's frontier). */
+static int reap(shmring_consumer *c, uint64_t head) {
 	shmring *r = c->r;
 	uint32_t n = multi(r) ? r->info.slots : 1;
 	for (uint32_t i = 0; i < n; i++) {
@@ -1219,12 +1253,12 @@ static int reap(shmring_consumer *c) {
 		int got = try_lock(r, off);
 		if (got < 0) return got;
 		if (got == 0) continue;
-		if (ld32(at(r, off + SLOT_STATE)) == 1 && settled(r, off, c->head)) {
+		if (ld32(at(r, off + SLOT_STATE)) == 1 && settled(r, off, head)) {
 			unfence_slot(r, off);
 			uncount(at(r, OFF_PRODUCERS + PRODS_ATTACHED));
 			st32(at(r, off + SLOT_STATE), 0);
 			c->reaped++;
-			st64(at(r, OFF_CONSUMER + CONS_REAPED), c->reaped);
+			st64(at(r, c->line + CONS_REAPED), c->reaped);
 		}
 		unlock(r, off);
 	}
@@ -1233,17 +1267,194 @@ static int reap(shmring_consumer *c) {
 
 static int maintain(void *arg) {
 	shmring_consumer *c = arg;
-	int rc = multi(c->r) ? recover_head(c) : check_stuck(c);
-	if (rc < 0) return rc;
-	return reap(c);
+	shmring *r = c->r;
+	uint64_t front = ld64(at(r, OFF_HEAD));
+	if (c->fan && front > c->head) return 0; /* passed: the next look says so */
+	int rc = multi(r) ? recover_head(c) : check_stuck(c);
+	if (rc < 0) {
+		if (c->fan && ld64(at(r, OFF_HEAD)) > c->head) return 0; /* overwritten while it looked */
+		return rc;
+	}
+	return reap(c, c->fan ? front : c->head);
 }
+
+/* ---- subscribers of a fan-out ring (Fan-out) ---- */
+
+static uint64_t sub_line(const shmring *r, uint32_t i) { return r->fan_off + LINE_SIZE + (uint64_t)i * LINE_SIZE; }
+
+struct frontier {
+	uint64_t pos, msgs, bytes;
+};
+
+/* load_frontier reads the current copy of the frontier. */
+static int load_frontier(shmring *r, struct frontier *f) {
+	uint8_t *seq = at(r, r->fan_off + FAN_SEQ);
+	for (int i = 0; i < 1000; i++) {
+		uint64_t s = ld64(seq);
+		uint8_t *copy = at(r, r->fan_off + FAN_COPY + (s & 1) * FAN_COPY_SIZE);
+		f->pos = ld64(copy);
+		f->msgs = ld64(copy + 8);
+		f->bytes = ld64(copy + 16);
+		if (ld64(seq) == s) return SHMRING_OK;
+		sched_yield();
+	}
+	return SHMRING_ECORRUPT;
+}
+
+/* batch_count counts the messages of a batch record, and their bytes. */
+static int batch_count(shmring *r, const struct record *rec, uint64_t *msgs, uint64_t *bytes) {
+	uint64_t start = (rec->pos & r->mask) + REC_HEADER;
+	for (uint64_t off = 0; off < rec->length;) {
+		uint64_t n = ld32(r->data + start + off), next = off + entry_size(n);
+		if (n > r->info.max_message || next > rec->length) return SHMRING_ECORRUPT;
+		(*msgs)++;
+		*bytes += n;
+		off = next;
+	}
+	return SHMRING_OK;
+}
+
+int shmring_subscribe(shmring *r, int lossy, int oldest, int eof, uint64_t eof_after, shmring_consumer **out) {
+	if (!r || !out) return SHMRING_EINVAL;
+	if (ld32(at(r, OFF_REMOVED)) != 0) return SHMRING_EREMOVED;
+	if (r->info.subscribers == 0) return SHMRING_ENOTFANOUT;
+	uint32_t idx = 0;
+	uint64_t line = 0;
+	for (; idx < r->info.subscribers; idx++) {
+		int got = try_lock(r, sub_line(r, idx));
+		if (got < 0) return got;
+		if (got == 1) break; /* free, or its subscriber died: ours */
+	}
+	if (idx == r->info.subscribers) return SHMRING_ESUBSCRIBERSFULL;
+	line = sub_line(r, idx);
+	/* The fan-out lock, held for one frontier update at a time. */
+	int got = 0;
+	for (int64_t start = now_ns(); (got = try_lock(r, r->fan_off)) == 0 && now_ns() - start < 1000000000LL;) sleep_ns(50000);
+	if (got != 1) {
+		unlock(r, line);
+		return got < 0 ? got : SHMRING_ETIMEOUT;
+	}
+	struct frontier f;
+	int rc = load_frontier(r, &f);
+	uint64_t tail = ld64(at(r, OFF_TAIL));
+	if (rc == SHMRING_OK && !span_ok(r, f.pos, tail)) rc = SHMRING_ECORRUPT;
+	while (rc == SHMRING_OK && !oldest && f.pos < tail) {
+		/* After the frontier nothing is overwritten while the lock is
+		 * held: walk to the end of what is committed, counting. */
+		struct record rec;
+		int k = record_at(r, f.pos, &rec);
+		if (k <= 0) {
+			rc = k;
+			break;
+		}
+		if (rec.type == KIND_MESSAGE) {
+			f.msgs++;
+			f.bytes += rec.length;
+		} else if (rec.type == KIND_BATCH) {
+			rc = batch_count(r, &rec, &f.msgs, &f.bytes);
+		}
+		f.pos = rec.after;
+		if (f.pos > tail) rc = SHMRING_ECORRUPT;
+	}
+	if (rc == SHMRING_OK) {
+		uint8_t *lines = at(r, r->fan_off + FAN_LINES);
+		for (;;) {
+			uint32_t n = ld32(lines);
+			if (n > idx || cas32(lines, n, idx + 1)) break;
+		}
+		for (uint64_t w = CONS_MESSAGES; w <= CONS_BATCH; w += 8) st64(at(r, line + w), 0);
+		for (uint64_t w = SUB_LOST; w <= SUB_LAPS; w += 8) st64(at(r, line + w), 0);
+		st64(at(r, line + SUB_POS), f.pos);
+		add64(at(r, line + CONS_GEN), 1);
+		st32(at(r, line + CONS_PID), (uint32_t)getpid());
+		st32(at(r, line + CONS_STATE), lossy ? SUB_LOSSY : SUB_RELIABLE);
+		add64(at(r, r->fan_off + FAN_ATTACHES), 1);
+	}
+	unlock(r, r->fan_off);
+	fence();
+	bell_ring(bell_at(r, OFF_SPACE_BELL)); /* a producer may have found the lock held */
+	if (rc != SHMRING_OK) {
+		unlock(r, line);
+		return rc;
+	}
+	shmring_consumer *c = calloc(1, sizeof *c);
+	if (!c) {
+		st32(at(r, line + CONS_STATE), SUB_FREE);
+		unlock(r, line);
+		errno = ENOMEM;
+		return SHMRING_ESYS;
+	}
+	c->r = r;
+	c->line = line;
+	c->pub = line + SUB_POS;
+	c->head = c->published = f.pos;
+	c->batch = r->info.capacity / 8 > REC_ALIGN ? r->info.capacity / 8 : REC_ALIGN;
+	c->eof = eof;
+	c->eof_after = eof_after ? eof_after : 1;
+	c->fan = 1;
+	c->lossy = lossy != 0;
+	c->base = f.msgs;
+	c->base_bytes = f.bytes;
+	*out = c;
+	return SHMRING_OK;
+}
+
+void shmring_lost(const shmring_consumer *c, uint64_t *messages, uint64_t *bytes) {
+	*messages = c->last_lost;
+	*bytes = c->last_lost_bytes;
+}
+
+/* overrun handles a frontier past the subscriber's head: a lossy one was
+ * lapped (it moves to the frontier and counts what it lost, exactly), a
+ * reliable one was evicted. */
+static int overrun(shmring_consumer *c) {
+	shmring *r = c->r;
+	if (!c->lossy) {
+		if (ld32(at(r, c->line + CONS_STATE)) == SUB_EVICTED) {
+			c->evicted = 1;
+			return SHMRING_EEVICTED;
+		}
+		return SHMRING_ECORRUPT;
+	}
+	struct frontier f;
+	int rc = load_frontier(r, &f);
+	if (rc != SHMRING_OK) return rc;
+	uint64_t msgs = c->messages + c->base, bytes = c->bytes + c->base_bytes;
+	if (f.pos <= c->head || f.msgs < msgs || f.bytes < bytes) return SHMRING_ECORRUPT;
+	c->last_lost = f.msgs - msgs;
+	c->last_lost_bytes = f.bytes - bytes;
+	c->base += c->last_lost;
+	c->base_bytes += c->last_lost_bytes;
+	c->lost += c->last_lost;
+	c->lost_bytes += c->last_lost_bytes;
+	c->laps++;
+	c->head = f.pos;
+	c->in_batch = 0;
+	st64(at(r, c->line + SUB_LOST), c->lost);
+	st64(at(r, c->line + SUB_LOST_BYTES), c->lost_bytes);
+	st64(at(r, c->line + SUB_LAPS), c->laps);
+	publish(c);
+	return SHMRING_ELOST;
+}
+
+/* passed reports whether the frontier is past the subscriber's head. */
+static int passed(const shmring_consumer *c) { return ld64(at(c->r, OFF_HEAD)) > c->head; }
 
 /* poll is one look: 1 with a message in c->m_*, 0 nothing, or an error
  * (SHMRING_EOF, SHMRING_EREMOVED, SHMRING_ECORRUPT). */
 static int poll_once(void *arg) {
 	shmring_consumer *c = arg;
+	if (c->fan) {
+		if (c->evicted) return SHMRING_EEVICTED;
+		if (!c->lossy && ld32(at(c->r, c->line + CONS_STATE)) == SUB_EVICTED) {
+			c->evicted = 1;
+			return SHMRING_EEVICTED;
+		}
+	}
 	if (c->head - c->published >= c->batch) publish(c);
 	int rc = next(c);
+	/* Nothing, or what makes no sense: it may have been overwritten. */
+	if (rc <= 0 && c->fan && passed(c)) return overrun(c);
 	if (rc != 0) return rc;
 	if (c->head != c->published) publish(c);
 	if (c->eof && producers_gone(c)) {
@@ -1262,17 +1473,22 @@ int shmring_recv(shmring_consumer *c, void *buf, size_t cap, size_t *n, int64_t 
 	int rc = poll_once(c);
 	if (rc == 0) {
 		if (timeout_ns == 0) return SHMRING_EEMPTY;
-		rc = wait_on(c->r, bell_at(c->r, OFF_DATA_BELL), 1, poll_once, maintain, c, timeout_ns, at(c->r, OFF_CONSUMER + CONS_PARKS));
+		rc = wait_on(c->r, bell_at(c->r, OFF_DATA_BELL), 1, poll_once, maintain, c, timeout_ns, at(c->r, c->line + CONS_PARKS));
 		if (rc == SHMRING_OK) rc = 1;
 	}
 	if (rc == SHMRING_ECORRUPT) {
 		c->corrupt++;
-		st64(at(c->r, OFF_CONSUMER + CONS_CORRUPT), c->corrupt);
+		st64(at(c->r, c->line + CONS_CORRUPT), c->corrupt);
 	}
 	if (rc != 1) return rc;
 	*n = (size_t)c->m_len;
 	if (cap < c->m_len) return SHMRING_ESHORTBUFFER;
 	memcpy(buf, c->r->data + c->m_off, (size_t)c->m_len);
+	if (c->fan) {
+		/* The copy's loads before the frontier's (a sequence lock). */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (passed(c)) return overrun(c);
+	}
 	advance(c); /* published by the next call, after this one returns */
 	return SHMRING_OK;
 }
@@ -1281,9 +1497,13 @@ int shmring_consumer_close(shmring_consumer *c) {
 	if (!c) return SHMRING_OK;
 	shmring *r = c->r;
 	publish(c);
-	st32(at(r, OFF_CONSUMER + CONS_PID), 0);
-	st32(at(r, OFF_CONSUMER + CONS_STATE), 0);
-	unlock(r, OFF_CONSUMER);
+	st32(at(r, c->line + CONS_PID), 0);
+	st32(at(r, c->line + CONS_STATE), 0);
+	unlock(r, c->line);
+	if (c->fan) {
+		fence();
+		bell_ring(bell_at(r, OFF_SPACE_BELL)); /* producers may have waited for it */
+	}
 	free(c);
 	return SHMRING_OK;
 }
@@ -1293,5 +1513,8 @@ void shmring_consumer_stats_of(const shmring_consumer *c, struct shmring_consume
 	st->bytes = c->bytes;
 	st->recovered = c->recovered;
 	st->reaped = c->reaped;
-	st->parks = ld64(at(c->r, OFF_CONSUMER + CONS_PARKS));
+	st->parks = ld64(at(c->r, c->line + CONS_PARKS));
+	st->lost = c->lost;
+	st->lost_bytes = c->lost_bytes;
+	st->laps = c->laps;
 }

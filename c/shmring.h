@@ -7,8 +7,9 @@
  * (futex, open-file-description locks, membarrier); nothing else.
  *
  * What it does not do (yet): create rings (a Go program, or cmd/consumer,
- * creates them), fan-out rings (shmring_producer_attach and
- * shmring_consumer_attach refuse them), and systems other than Linux.
+ * creates them), produce into fan-out rings (shmring_producer_attach
+ * refuses them; shmring_subscribe reads them), and systems other than
+ * Linux.
  *
  * Every function returns SHMRING_OK (0) or a negative error code;
  * shmring_strerror names it. SHMRING_ESYS means a system call failed, and
@@ -50,7 +51,11 @@ enum {
 	SHMRING_EOF = -17,            /* the producers came and went, and the ring is drained */
 	SHMRING_EFANOUT = -18,        /* a fan-out ring: not supported by this library yet */
 	SHMRING_EINVAL = -19,         /* a bad argument */
-	SHMRING_ENOTSUPPORTED = -20   /* not on this system */
+	SHMRING_ENOTSUPPORTED = -20,  /* not on this system */
+	SHMRING_ENOTFANOUT = -21,     /* shmring_subscribe on a ring made for one consumer */
+	SHMRING_ESUBSCRIBERSFULL = -22, /* every subscriber line is taken */
+	SHMRING_ELOST = -23,          /* a lossy subscriber was lapped: see shmring_lost */
+	SHMRING_EEVICTED = -24        /* a reliable subscriber was evicted (the lag bound) */
 };
 
 /* shmring_strerror returns a name and short description of an error code. */
@@ -130,9 +135,26 @@ int shmring_recv(shmring_consumer *c, void *buf, size_t cap, size_t *n, int64_t 
 /* shmring_consumer_close publishes the head and detaches. */
 int shmring_consumer_close(shmring_consumer *c);
 
+/*
+ * shmring_subscribe attaches a subscriber to a fan-out ring (FORMAT.md,
+ * "Fan-out") and returns it as a consumer handle: shmring_recv reads every
+ * message from where it starts (after the newest, or with oldest non-zero,
+ * at the oldest still in the ring), and shmring_consumer_close detaches it.
+ * A reliable subscriber (lossy 0) is waited for by the producers, up to the
+ * ring's lag bound: once evicted, its every call returns SHMRING_EEVICTED.
+ * A lossy one is never waited for: when the producers lap it, shmring_recv
+ * returns SHMRING_ELOST (shmring_lost says how many messages and bytes)
+ * and goes on at the oldest message left. eof and eof_after are as for
+ * shmring_consumer_attach.
+ */
+int shmring_subscribe(shmring *r, int lossy, int oldest, int eof, uint64_t eof_after, shmring_consumer **out);
+/* shmring_lost returns what the subscriber's last SHMRING_ELOST counted. */
+void shmring_lost(const shmring_consumer *c, uint64_t *messages, uint64_t *bytes);
+
 /* Counters of this library's work, for tests and tools. */
 struct shmring_consumer_stats {
 	uint64_t messages, bytes, recovered, reaped, parks;
+	uint64_t lost, lost_bytes, laps; /* a lossy subscriber's losses */
 };
 void shmring_consumer_stats_of(const shmring_consumer *c, struct shmring_consumer_stats *st);
 

@@ -857,6 +857,10 @@ func TestHostileRings(t *testing.T) {
 	var files []string
 	for i := range 400 {
 		c := ring.Config{Capacity: 256 << (i % 3), Slots: 2, MultiProducer: i%2 == 0, Key: 0x9e3779b97f4a7c15}
+		fan := i%4 >= 2
+		if fan {
+			c.Subscribers = 2
+		}
 		size, err := ring.Size(c)
 		if err != nil {
 			t.Fatal(err)
@@ -887,6 +891,9 @@ func TestHostileRings(t *testing.T) {
 			}
 			for range 1 + rng.IntN(4) {
 				data[rng.IntN(len(data))] = byte(rng.Uint32())
+			}
+			if fan {
+				scribbleFanout(rng, mem, c.Slots)
 			}
 			f := filepath.Join(tmp, fmt.Sprintf("ring%03d", i))
 			if err := os.WriteFile(f, mem, 0o600); err != nil {
@@ -923,6 +930,9 @@ func TestHostileRings(t *testing.T) {
 			le.PutUint64(mem[off+16:], head+uint64(rng.IntN(4))*8) // claim position
 			le.PutUint64(mem[off+24:], uint64(rng.IntN(64))*8)     // claim length
 		}
+		if fan {
+			scribbleFanout(rng, mem, c.Slots)
+		}
 		f := filepath.Join(tmp, fmt.Sprintf("ring%03d", i))
 		if err := os.WriteFile(f, mem, 0o600); err != nil {
 			t.Fatal(err)
@@ -947,7 +957,7 @@ func TestHostileRings(t *testing.T) {
 			t.Fatalf("%q: %v", l, err)
 		}
 		for _, c := range []int{open, recv, send} {
-			if c > 0 || c < -20 {
+			if c > 0 || c < -24 {
 				t.Fatalf("%q: a code the library does not define", l)
 			}
 		}
@@ -955,4 +965,105 @@ func TestHostileRings(t *testing.T) {
 		codes[fmt.Sprintf("send %d", send)]++
 	}
 	t.Logf("%d hostile rings: %v", len(files), codes)
+}
+
+// C subscribers of a fan-out ring a Go producer feeds, beside a Go
+// subscriber: a reliable one gets everything; a lossy one stopped for a
+// while reports exactly what it lost; a reliable one stopped past the lag
+// bound is evicted and learns it when resumed.
+func TestCSubscribers(t *testing.T) {
+	dir := tools(t)
+	name := ringName(t)
+	const count = 300000
+	p := start(t, "producer", "-name", name, "-subscribers", "8", "-wait-subscribers", "4", "-capacity", "64KiB", "-lag-bound", "200ms",
+		"-count", fmt.Sprint(count), "-rate", "300000", "-size", "32", "-max-size", "300", "-batch", "4")
+	waitRing(t, name) // the C tools do not wait for a ring to appear
+	reliable := start(t, "cconsumer", "-name", name, "-subscribe", "reliable")
+	lossy := start(t, "cconsumer", "-name", name, "-subscribe", "lossy")
+	stalled := start(t, "cconsumer", "-name", name, "-subscribe", "reliable")
+	goSub := exec.Command(filepath.Join(dir, "consumer"), "-name", name, "-subscribe", "reliable", "-json")
+	var goOut strings.Builder
+	goSub.Stdout = &goOut
+	if err := goSub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer goSub.Process.Kill()
+	r, err := shmring.Open(name, shmring.WithOpenWait(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		st, err := r.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Fanout.Attaches >= 4 && st.Fanout.Messages > 30000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stream did not start: %+v", st.Fanout)
+		}
+	}
+	lossy.cmd.Process.Signal(syscall.SIGSTOP)
+	stalled.cmd.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(300 * time.Millisecond)
+	lossy.cmd.Process.Signal(syscall.SIGCONT)
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("producer exited %d\n%s", code, p)
+	}
+	stalled.cmd.Process.Signal(syscall.SIGCONT)
+	res, code := cResult(t, reliable)
+	if code != 0 || res.Messages != count || res.Lost != 0 {
+		t.Fatalf("reliable C subscriber: exit %d, %+v", code, res)
+	}
+	var lres struct {
+		cSummary
+		LostReported uint64 `json:"lost_reported"`
+		Evicted      bool   `json:"evicted"`
+	}
+	lcode := lossy.wait(t, time.Minute)
+	if err := json.Unmarshal([]byte(lossy.stdout.String()), &lres); err != nil || lcode != 0 || lres.LostReported == 0 || lres.Lost != lres.LostReported || lres.Messages+lres.Lost != count {
+		t.Fatalf("lossy C subscriber: exit %d, %+v, %v\n%s", lcode, lres, err, lossy)
+	}
+	scode := stalled.wait(t, time.Minute)
+	var sres struct {
+		Evicted bool `json:"evicted"`
+	}
+	if err := json.Unmarshal([]byte(stalled.stdout.String()), &sres); err != nil || scode != 1 || !sres.Evicted {
+		t.Fatalf("stalled C subscriber: exit %d, %+v, %v\n%s", scode, sres, err, stalled)
+	}
+	if err := goSub.Wait(); err != nil {
+		t.Fatalf("Go subscriber: %v\n%s", err, &goOut)
+	}
+	var gres stream.Result
+	if err := json.Unmarshal([]byte(goOut.String()), &gres); err != nil || gres.Messages != count || gres.Lost != 0 {
+		t.Fatalf("Go subscriber: %+v, %v", gres, err)
+	}
+	t.Logf("the lossy C subscriber, stopped 300 ms, lost %d messages, reported exactly; the stalled reliable one was evicted", lres.LostReported)
+}
+
+// scribbleFanout writes hostile values into a fan-out ring's fan-out line
+// and subscriber lines: the frontier's copies and sequence, lines_used, and
+// a subscriber marked in use (its lock free: dead) at a random position.
+func scribbleFanout(rng *rand.Rand, mem []byte, slots uint32) {
+	le := binary.LittleEndian
+	f := 5120 + 128*int(slots)
+	pick := func(small uint64) uint64 {
+		if rng.IntN(4) == 0 {
+			return rng.Uint64()
+		}
+		return small
+	}
+	le.PutUint64(mem[f:], pick(uint64(rng.IntN(4))))
+	for c := range 2 {
+		pos := pick(uint64(rng.IntN(512)) * 8)
+		le.PutUint64(mem[f+8+24*c:], pos)
+		le.PutUint64(mem[f+16+24*c:], pick(pos/16))
+		le.PutUint64(mem[f+24+24*c:], pick(pos))
+	}
+	le.PutUint32(mem[f+88:], uint32(pick(uint64(rng.IntN(4)))))
+	line := f + 128 + 128*rng.IntN(2)
+	le.PutUint32(mem[line:], uint32(rng.IntN(5)))
+	le.PutUint64(mem[line+80:], pick(uint64(rng.IntN(512))*8))
 }

@@ -3,8 +3,11 @@
  * created. Attaches as the consumer of -name NAME or -path FILE, receives
  * the verifiable streams of -producers N producers until the end of the
  * stream (N came and all went), checks every message, and prints a JSON
- * summary. Exit status 0 when every message committed arrived once, in
- * order and intact; 1 otherwise; 2 for usage or setup errors.
+ * summary. With -subscribe reliable or -subscribe lossy it joins a fan-out
+ * ring as a subscriber instead (a lossy one passes when the messages missing
+ * are exactly those the ring reported lost). Exit status 0 when every message
+ * committed arrived once, in order and intact; 1 otherwise; 2 for usage or
+ * setup errors.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -17,13 +20,13 @@
 #define MAX_IDS 1024
 
 static int usage(void) {
-	fprintf(stderr, "usage: cconsumer (-name NAME | -path FILE) [-producers N] [-idle SECONDS]\n");
+	fprintf(stderr, "usage: cconsumer (-name NAME | -path FILE) [-producers N] [-idle SECONDS] [-subscribe reliable|lossy] [-oldest 1]\n");
 	return 2;
 }
 
 int main(int argc, char **argv) {
-	const char *name = NULL, *path = NULL;
-	unsigned long long producers = 1, idle = 30;
+	const char *name = NULL, *path = NULL, *subscribe = NULL;
+	unsigned long long producers = 1, idle = 30, oldest = 0;
 	for (int i = 1; i < argc; i++) {
 		if (i + 1 >= argc) return usage();
 		const char *f = argv[i], *v = argv[++i];
@@ -31,9 +34,12 @@ int main(int argc, char **argv) {
 		else if (!strcmp(f, "-path")) path = v;
 		else if (!strcmp(f, "-producers")) producers = strtoull(v, NULL, 10);
 		else if (!strcmp(f, "-idle")) idle = strtoull(v, NULL, 10);
+		else if (!strcmp(f, "-subscribe")) subscribe = v;
+		else if (!strcmp(f, "-oldest")) oldest = strtoull(v, NULL, 10);
 		else return usage();
 	}
-	if ((!name) == (!path) || producers < 1) return usage();
+	if ((!name) == (!path) || producers < 1 || (subscribe && strcmp(subscribe, "reliable") && strcmp(subscribe, "lossy"))) return usage();
+	int lossy = subscribe && !strcmp(subscribe, "lossy");
 	crc32c_init();
 	shmring *r;
 	int rc = name ? shmring_open(name, &r) : shmring_open_file(path, &r);
@@ -42,16 +48,17 @@ int main(int argc, char **argv) {
 		return 2;
 	}
 	shmring_consumer *c;
-	if ((rc = shmring_consumer_attach(r, 1, producers, &c)) != SHMRING_OK) {
+	rc = subscribe ? shmring_subscribe(r, lossy, (int)oldest, 1, producers, &c) : shmring_consumer_attach(r, 1, producers, &c);
+	if (rc != SHMRING_OK) {
 		fprintf(stderr, "cconsumer: attach: %s\n", shmring_strerror(rc));
 		return 2;
 	}
 	size_t cap = shmring_info_of(r)->max_message;
 	uint8_t *buf = malloc(cap ? cap : 1);
-	static uint64_t next[MAX_IDS], total[MAX_IDS];
+	static uint64_t next[MAX_IDS], total[MAX_IDS], missing[MAX_IDS];
 	static int finished[MAX_IDS], seen[MAX_IDS];
-	uint64_t messages = 0, corrupt = 0, out_of_order = 0;
-	int end = 0;
+	uint64_t messages = 0, corrupt = 0, out_of_order = 0, lost_reported = 0, laps = 0;
+	int end = 0, evicted = 0;
 	for (;;) {
 		size_t n;
 		rc = shmring_recv(c, buf, cap, &n, (int64_t)idle * 1000000000LL);
@@ -59,6 +66,14 @@ int main(int argc, char **argv) {
 			end = 1;
 			break;
 		}
+		if (rc == SHMRING_ELOST) {
+			uint64_t m, b;
+			shmring_lost(c, &m, &b);
+			lost_reported += m;
+			laps++;
+			continue;
+		}
+		if (rc == SHMRING_EEVICTED) evicted = 1;
 		if (rc != SHMRING_OK) {
 			fprintf(stderr, "cconsumer: after %llu messages: %s\n", (unsigned long long)messages, shmring_strerror(rc));
 			break;
@@ -75,7 +90,11 @@ int main(int argc, char **argv) {
 			total[id] = seq;
 			continue;
 		}
-		if (seq != next[id]) out_of_order++;
+		if (seq < next[id]) {
+			out_of_order++; /* a duplicate, or out of order */
+			continue;
+		}
+		missing[id] += seq - next[id];
 		next[id] = seq + 1;
 		messages++;
 	}
@@ -84,16 +103,22 @@ int main(int argc, char **argv) {
 	for (int id = 0; id < MAX_IDS; id++) {
 		if (!seen[id]) continue;
 		nprod++;
+		lost += missing[id];
 		if (!finished[id]) all_finished = 0;
 		else if (next[id] != total[id]) lost += total[id] > next[id] ? total[id] - next[id] : 1;
 	}
+	/* A lossy subscriber passes when what is missing is exactly what the
+	 * ring reported lost. */
+	int lost_ok = lossy ? lost == lost_reported : lost == 0;
 	struct shmring_consumer_stats st;
 	shmring_consumer_stats_of(c, &st);
-	printf("{\"messages\":%llu,\"producers\":%d,\"lost\":%llu,\"out_of_order\":%llu,\"corrupt\":%llu,\"finished\":%s,\"end\":%s,\"recovered\":%llu,\"dead_producers\":%llu}\n",
+	printf("{\"messages\":%llu,\"producers\":%d,\"lost\":%llu,\"out_of_order\":%llu,\"corrupt\":%llu,\"finished\":%s,\"end\":%s,\"recovered\":%llu,\"dead_producers\":%llu,"
+	       "\"lost_reported\":%llu,\"laps\":%llu,\"evicted\":%s}\n",
 	       (unsigned long long)messages, nprod, (unsigned long long)lost, (unsigned long long)out_of_order, (unsigned long long)corrupt,
-	       all_finished ? "true" : "false", end ? "true" : "false", (unsigned long long)st.recovered, (unsigned long long)st.reaped);
+	       all_finished ? "true" : "false", end ? "true" : "false", (unsigned long long)st.recovered, (unsigned long long)st.reaped,
+	       (unsigned long long)lost_reported, (unsigned long long)laps, evicted ? "true" : "false");
 	shmring_consumer_close(c);
 	shmring_close(r);
 	free(buf);
-	return end && lost == 0 && out_of_order == 0 && corrupt == 0 ? 0 : 1;
+	return end && lost_ok && out_of_order == 0 && corrupt == 0 ? 0 : 1;
 }
