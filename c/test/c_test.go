@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package clib_test tests the C library (../shmring.c) against the Go side, with real
 // processes: the C tools (tools/cproducer, tools/cconsumer) and the Go
 // commands (cmd/producer, cmd/consumer) exchange the verifiable stream in
