@@ -116,7 +116,10 @@
 #define FAN_SEQ 0
 #define FAN_COPY 8
 #define FAN_COPY_SIZE 24
+#define FAN_EVICTIONS 56
+#define FAN_EVICT_NS 64
 #define FAN_ATTACHES 72
+#define FAN_RAISES 80
 #define FAN_LINES 88
 #define SUB_POS 80
 #define SUB_LOST 88
@@ -152,7 +155,7 @@ const char *shmring_strerror(int err) {
 	case SHMRING_ETIMEOUT: return "timed out";
 	case SHMRING_ESHORTBUFFER: return "buffer too small for message";
 	case SHMRING_EOF: return "end of stream";
-	case SHMRING_EFANOUT: return "fan-out rings are not supported by the C library yet";
+	case SHMRING_EFANOUT: return "a fan-out ring has subscribers, not a consumer";
 	case SHMRING_EINVAL: return "invalid argument";
 	case SHMRING_ENOTSUPPORTED: return "not supported on this system";
 	case SHMRING_ENOTFANOUT: return "not a fan-out ring";
@@ -691,6 +694,16 @@ static int consumer_dead(shmring *r) {
 	return ld32(at(r, OFF_CONSUMER + CONS_STATE)) == 1 && ld64(at(r, OFF_CONSUMER + CONS_GEN)) == g;
 }
 
+/* Defined with the subscribers, used by the producers of fan-out rings. */
+struct frontier {
+	uint64_t pos, msgs, bytes;
+};
+static int recover_claim(shmring *r, uint64_t head, uint64_t *end);
+static int load_frontier(shmring *r, struct frontier *f);
+static int batch_count(shmring *r, const struct record *rec, uint64_t *msgs, uint64_t *bytes);
+static uint64_t sub_line(const shmring *r, uint32_t i);
+static uint32_t lines_used(shmring *r);
+
 /* ---- the producer ---- */
 
 struct shmring_producer {
@@ -709,6 +722,11 @@ struct shmring_producer {
 	 * quiet counts commits in a row that found no waiter. */
 	int fenced, may_unfence;
 	unsigned quiet;
+	/* Fan-out rings: the lag bound, and since when (and at which frontier,
+	 * needing which position) the producer found no room. */
+	int fan;
+	int64_t evict_ns, full_since;
+	uint64_t full_front, full_need;
 };
 
 /* set_fenced starts or stops fencing every commit (Doorbells, "Fenced
@@ -744,7 +762,6 @@ static int skip_committed(shmring *r, uint64_t pos, uint64_t head, uint64_t *out
 int shmring_producer_attach(shmring *r, shmring_producer **out) {
 	if (!r || !out) return SHMRING_EINVAL;
 	if (ld32(at(r, OFF_REMOVED)) != 0) return SHMRING_EREMOVED;
-	if (r->info.subscribers > 0) return SHMRING_EFANOUT;
 	uint32_t slot;
 	int rc = attach_slot(r, &slot);
 	if (rc != SHMRING_OK) return rc;
@@ -769,6 +786,11 @@ int shmring_producer_attach(shmring *r, shmring_producer **out) {
 	}
 	p->tail = tail;
 	p->head = head;
+	if (r->info.subscribers > 0) {
+		p->fan = 1;
+		uint64_t ns = ld64(at(r, r->fan_off + FAN_EVICT_NS));
+		p->evict_ns = ns > 365ULL * 24 * 3600 * 1000000000ULL ? (int64_t)(365LL * 24 * 3600 * 1000000000LL) : (int64_t)ns;
+	}
 	/* It starts fenced (a sleeping consumer then needs no membarrier for
 	 * it), and stops after 64 commits in a row that found no waiter, if
 	 * this process is registered for the membarrier: a stream, where the
@@ -777,6 +799,101 @@ int shmring_producer_attach(shmring *r, shmring_producer **out) {
 	set_fenced(p, 1);
 	*out = p;
 	return SHMRING_OK;
+}
+
+/* reliable_limit: how far the frontier may move, the lowest reliable
+ * subscriber's position (a position before the frontier holds it where it
+ * is), or the tail. */
+static uint64_t reliable_limit(shmring *r, uint64_t front, uint64_t tail) {
+	uint64_t limit = tail;
+	for (uint32_t i = 0, n = lines_used(r); i < n; i++) {
+		uint64_t off = sub_line(r, i);
+		if (ld32(at(r, off + CONS_STATE)) != SUB_RELIABLE) continue;
+		uint64_t pos = ld64(at(r, off + SUB_POS));
+		if (pos < limit) limit = pos > front ? pos : front;
+	}
+	return limit;
+}
+
+/* raise moves the frontier of a fan-out ring so that it reaches need if it
+ * can, and capacity/8 beyond (Fan-out, "The frontier"); it returns the
+ * head word afterwards, which may be short of need. */
+static int raise_frontier(shmring_producer *p, uint64_t need, uint64_t *out) {
+	shmring *r = p->r;
+	uint64_t h = ld64(at(r, OFF_HEAD));
+	*out = h;
+	if (reliable_limit(r, h, ld64(at(r, OFF_TAIL))) < need) return SHMRING_OK; /* no room for sure: no lock */
+	int got = try_lock(r, r->fan_off);
+	if (got <= 0) return got; /* another producer, or a subscriber attaching: look again */
+	struct frontier f, g;
+	int rc = load_frontier(r, &f);
+	uint64_t tail = ld64(at(r, OFF_TAIL));
+	if (rc == SHMRING_OK && !span_ok(r, f.pos, tail)) rc = SHMRING_ECORRUPT;
+	if (rc == SHMRING_OK) {
+		h = ld64(at(r, OFF_HEAD));
+		if (h > f.pos) rc = SHMRING_ECORRUPT;
+		else if (h < f.pos) st64(at(r, OFF_HEAD), f.pos); /* an updater died before its last store */
+	}
+	g = f;
+	if (rc == SHMRING_OK && f.pos < need) {
+		uint64_t limit = reliable_limit(r, f.pos, tail), target = need + r->info.capacity / 8;
+		if (target > limit) target = limit;
+		while (g.pos < target) {
+			struct record rec;
+			int k = record_at(r, g.pos, &rec);
+			if (k < 0) {
+				rc = k;
+				break;
+			}
+			if (k == 0) {
+				uint64_t end;
+				if (!multi(r)) break;
+				k = recover_claim(r, g.pos, &end);
+				if (k < 0) rc = k;
+				if (k != 1 || end > limit) break;
+				g.pos = end;
+				continue;
+			}
+			if (rec.after > limit) break;
+			if (rec.type == KIND_MESSAGE) {
+				g.msgs++;
+				g.bytes += rec.length;
+			} else if (rec.type == KIND_BATCH && (rc = batch_count(r, &rec, &g.msgs, &g.bytes)) != SHMRING_OK) {
+				break;
+			}
+			g.pos = rec.after;
+		}
+		if (rc == SHMRING_OK && g.pos > f.pos) {
+			/* The other copy, then the sequence word, then head. */
+			uint8_t *seq = at(r, r->fan_off + FAN_SEQ);
+			uint64_t sq = ld64(seq) + 1;
+			uint8_t *copy = at(r, r->fan_off + FAN_COPY + (sq & 1) * FAN_COPY_SIZE);
+			st64(copy, g.pos);
+			st64(copy + 8, g.msgs);
+			st64(copy + 16, g.bytes);
+			st64(seq, sq);
+			st64(at(r, OFF_HEAD), g.pos);
+			add64(at(r, r->fan_off + FAN_RAISES), 1);
+		}
+	}
+	unlock(r, r->fan_off); /* a system call: a full barrier before the writes it allows */
+	if (rc != SHMRING_OK) return rc;
+	if (g.pos > f.pos) {
+		fence();
+		bell_ring(bell_at(r, OFF_SPACE_BELL)); /* other producers may wait for room */
+	}
+	*out = g.pos > f.pos ? g.pos : f.pos;
+	return SHMRING_OK;
+}
+
+/* note_full records that a claim found no room with the frontier at front:
+ * the lag bound counts from the first such claim while it stays there. */
+static void note_full(shmring_producer *p, uint64_t front, uint64_t need) {
+	if (p->full_since == 0 || p->full_front != front) {
+		p->full_since = now_ns();
+		p->full_front = front;
+	}
+	p->full_need = need;
 }
 
 /* claim_multi: Many producers, "Claiming". */
@@ -794,7 +911,18 @@ static int claim_multi(shmring_producer *p, uint64_t rec) {
 				return SHMRING_ECORRUPT;
 			}
 			p->head = h;
-			if (end - h > r->info.capacity) return 0;
+			if (end - h > r->info.capacity) {
+				if (!p->fan) return 0;
+				uint64_t nh;
+				int rc = raise_frontier(p, end - r->info.capacity, &nh);
+				if (rc != SHMRING_OK) return rc;
+				if (end - nh > r->info.capacity) {
+					note_full(p, nh, end - r->info.capacity);
+					return 0;
+				}
+				p->head = nh;
+				continue; /* the tail may have moved meanwhile */
+			}
 		}
 		st64(at(r, p->off + SLOT_CLAIM_POS), pos);
 		st64(at(r, p->off + SLOT_CLAIM_LEN), skip + rec);
@@ -818,7 +946,16 @@ static int claim(shmring_producer *p, uint64_t rec) {
 		uint64_t h = ld64(at(r, OFF_HEAD));
 		if (!span_ok(r, h, pos)) return SHMRING_ECORRUPT;
 		p->head = h;
-		if (end - h > r->info.capacity) return 0;
+		if (end - h > r->info.capacity) {
+			if (!p->fan) return 0;
+			int rc = raise_frontier(p, end - r->info.capacity, &h);
+			if (rc != SHMRING_OK) return rc;
+			if (end - h > r->info.capacity) {
+				note_full(p, h, end - r->info.capacity);
+				return 0;
+			}
+			p->head = h;
+		}
 	}
 	pad_to(r, pos, pos + skip, p->slot);
 	if (skip > 0) {
@@ -835,8 +972,53 @@ static int try_claim(void *arg) {
 	return claim(p, p->want);
 }
 
+/* check_subscribers is a waiting producer's look at a fan-out ring's
+ * subscribers (Fan-out, "The lag bound and death"): it frees the lines of
+ * dead ones, and evicts the reliable ones that held it back for the lag
+ * bound. */
+static int check_subscribers(shmring_producer *p) {
+	shmring *r = p->r;
+	int freed = 0;
+	for (uint32_t i = 0, n = lines_used(r); i < n; i++) {
+		uint64_t off = sub_line(r, i);
+		if (ld32(at(r, off + CONS_STATE)) == SUB_FREE) continue;
+		int held = locked(r, off);
+		if (held < 0) return held;
+		if (held) continue;
+		int got = try_lock(r, off);
+		if (got < 0) return got;
+		if (got == 0) continue;
+		if (ld32(at(r, off + CONS_STATE)) != SUB_FREE) {
+			st32(at(r, off + CONS_PID), 0);
+			st32(at(r, off + CONS_STATE), SUB_FREE);
+			freed++;
+		}
+		unlock(r, off);
+	}
+	int evicted = 0;
+	if (p->evict_ns > 0 && p->full_since != 0 && ld64(at(r, OFF_HEAD)) == p->full_front && now_ns() - p->full_since >= p->evict_ns) {
+		for (uint32_t i = 0, n = lines_used(r); i < n; i++) {
+			uint64_t off = sub_line(r, i);
+			if (ld32(at(r, off + CONS_STATE)) == SUB_RELIABLE && ld64(at(r, off + SUB_POS)) < p->full_need &&
+			    cas32(at(r, off + CONS_STATE), SUB_RELIABLE, SUB_EVICTED)) {
+				add64(at(r, r->fan_off + FAN_EVICTIONS), 1);
+				evicted++;
+			}
+		}
+		if (evicted) {
+			/* An evicted subscriber asleep for data learns at once. */
+			struct bell b = bell_at(r, OFF_DATA_BELL);
+			add32(b.word, 1);
+			futex(b.word, FUTEX_WAKE, INT32_MAX, NULL);
+			p->full_since = 0;
+		}
+	}
+	return 0;
+}
+
 static int check_consumer(void *arg) {
 	shmring_producer *p = arg;
+	if (p->fan) return check_subscribers(p);
 	int dead = consumer_dead(p->r);
 	if (dead < 0) return dead;
 	return dead ? SHMRING_ECONSUMERDEAD : 0;
@@ -854,6 +1036,10 @@ static int reserve(shmring_producer *p, size_t n, int64_t timeout_ns) {
 	p->full_waits++;
 	st64(at(p->r, p->off + SLOT_FULL_WAITS), p->full_waits);
 	if (timeout_ns == 0) {
+		if (p->fan) {
+			int rc2 = check_subscribers(p);
+			return rc2 < 0 ? rc2 : SHMRING_EFULL;
+		}
 		int dead = consumer_dead(p->r);
 		if (dead < 0) return dead;
 		return dead ? SHMRING_ECONSUMERDEAD : SHMRING_EFULL;
@@ -894,6 +1080,12 @@ static void commit(shmring_producer *p, uint32_t n, uint32_t kind, uint64_t msgs
 		if (!p->fenced) set_fenced(p, 1);
 	} else if (p->fenced && p->may_unfence && ++p->quiet >= 64) {
 		set_fenced(p, 0);
+	}
+	if (p->fan && multi(r)) {
+		/* A producer may wait for this commit to move the frontier
+		 * over it; it sleeps with the membarrier (or this process
+		 * fenced above). */
+		bell_ring(bell_at(r, OFF_SPACE_BELL));
 	}
 }
 
@@ -1146,11 +1338,11 @@ static int boundary(shmring *r, uint64_t pos) {
 	return record_at(r, pos, &rec);
 }
 
-/* recover_head skips a dead producer's claim at head (Many producers,
- * "Recovery"): 1 if it did, 0 if not, or an error. */
-static int recover_head(shmring_consumer *c) {
-	shmring *r = c->r;
-	uint64_t head = c->head, tail = ld64(at(r, OFF_TAIL));
+/* recover_claim looks for a dead producer's claim at head when no live
+ * producer claims head (Many producers, "Recovery"): 1 and where it ends, 0,
+ * or an error. Nothing is written: the caller moves its own position. */
+static int recover_claim(shmring *r, uint64_t head, uint64_t *end_out) {
+	uint64_t tail = ld64(at(r, OFF_TAIL));
 	if (tail == head) return 0;
 	if (!span_ok(r, head, tail)) return SHMRING_ECORRUPT;
 	uint32_t dead_slot[64];
@@ -1209,9 +1401,7 @@ static int recover_head(shmring_consumer *c) {
 					}
 					if (k) end = head + rem; /* only the padding is missing */
 				}
-				c->head = end;
-				c->recovered++;
-				st64(at(r, c->line + CONS_RECOVERED), c->recovered);
+				*end_out = end;
 				result = 1;
 			}
 		}
@@ -1219,8 +1409,20 @@ static int recover_head(shmring_consumer *c) {
 		result = rc;
 	}
 	for (int j = 0; j < ndead; j++) unlock(r, slot_off(dead_slot[j]));
-	if (result == 1) publish(c);
 	return result;
+}
+
+/* recover_head skips a dead producer's claim at the consumer's head
+ * (Many producers, "Recovery"): 1 if it did, 0 if not, or an error. */
+static int recover_head(shmring_consumer *c) {
+	uint64_t end;
+	int rc = recover_claim(c->r, c->head, &end);
+	if (rc != 1) return rc;
+	c->head = end;
+	c->recovered++;
+	st64(at(c->r, c->line + CONS_RECOVERED), c->recovered);
+	publish(c);
+	return 1;
 }
 
 /* check_stuck: a single-producer ring whose tail is past a head where
@@ -1282,9 +1484,11 @@ static int maintain(void *arg) {
 
 static uint64_t sub_line(const shmring *r, uint32_t i) { return r->fan_off + LINE_SIZE + (uint64_t)i * LINE_SIZE; }
 
-struct frontier {
-	uint64_t pos, msgs, bytes;
-};
+/* lines_used: the subscriber lines ever taken (the others are free). */
+static uint32_t lines_used(shmring *r) {
+	uint32_t n = ld32(at(r, r->fan_off + FAN_LINES));
+	return n < r->info.subscribers ? n : r->info.subscribers;
+}
 
 /* load_frontier reads the current copy of the frontier. */
 static int load_frontier(shmring *r, struct frontier *f) {

@@ -7,9 +7,9 @@
  * (futex, open-file-description locks, membarrier); nothing else.
  *
  * What it does not do (yet): create rings (a Go program, or cmd/consumer,
- * creates them), produce into fan-out rings (shmring_producer_attach
- * refuses them; shmring_subscribe reads them), and systems other than
- * Linux.
+ * creates them), and systems other than Linux. On fan-out rings it
+ * produces (moving the frontier, evicting stalled subscribers at the lag
+ * bound) and subscribes (shmring_subscribe).
  *
  * Every function returns SHMRING_OK (0) or a negative error code;
  * shmring_strerror names it. SHMRING_ESYS means a system call failed, and
@@ -49,7 +49,7 @@ enum {
 	SHMRING_ETIMEOUT = -15,       /* the timeout passed */
 	SHMRING_ESHORTBUFFER = -16,   /* the buffer cannot hold the next message */
 	SHMRING_EOF = -17,            /* the producers came and went, and the ring is drained */
-	SHMRING_EFANOUT = -18,        /* a fan-out ring: not supported by this library yet */
+	SHMRING_EFANOUT = -18,        /* a fan-out ring: subscribe (shmring_subscribe) */
 	SHMRING_EINVAL = -19,         /* a bad argument */
 	SHMRING_ENOTSUPPORTED = -20,  /* not on this system */
 	SHMRING_ENOTFANOUT = -21,     /* shmring_subscribe on a ring made for one consumer */

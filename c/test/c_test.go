@@ -1069,3 +1069,67 @@ func scribbleFanout(rng *rand.Rand, mem []byte, slots uint32) {
 	le.PutUint32(mem[line:], uint32(rng.IntN(5)))
 	le.PutUint64(mem[line+80:], pick(uint64(rng.IntN(512))*8))
 }
+
+// C and Go producers together on a multi-producer fan-out ring: the C
+// producer moves the frontier by the same protocol, so that Go and C
+// subscribers get every message, a stopped lossy one reports exactly what
+// it lost, and a stalled reliable one is evicted at the lag bound.
+func TestCProducerFanout(t *testing.T) {
+	tools(t)
+	name := createRing(t, shmring.WithSubscribers(6), shmring.WithCapacity(64<<10), shmring.WithMultiProducer(), shmring.WithLagBound(200*time.Millisecond))
+	goSub := start(t, "consumer", "-name", name, "-subscribe", "reliable", "-producers", "2", "-json")
+	cSub := start(t, "cconsumer", "-name", name, "-subscribe", "reliable", "-producers", "2")
+	lossy := start(t, "cconsumer", "-name", name, "-subscribe", "lossy", "-producers", "2")
+	stalled := start(t, "cconsumer", "-name", name, "-subscribe", "reliable", "-producers", "2")
+	r, err := shmring.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		if st, err := r.Stats(); err == nil && st.Fanout.Attaches >= 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the subscribers did not attach")
+		}
+	}
+	stalled.cmd.Process.Signal(syscall.SIGSTOP)
+	const count = 200000
+	cp := start(t, "cproducer", "-name", name, "-id", "0", "-count", fmt.Sprint(count), "-size", "32", "-max-size", "300")
+	gp := start(t, "producer", "-name", name, "-id", "1", "-count", fmt.Sprint(count), "-size", "32", "-max-size", "300", "-batch", "4")
+	time.Sleep(20 * time.Millisecond)
+	lossy.cmd.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(300 * time.Millisecond)
+	lossy.cmd.Process.Signal(syscall.SIGCONT)
+	for _, p := range []*proc{cp, gp} {
+		if code := p.wait(t, time.Minute); code != 0 {
+			t.Fatalf("exited %d\n%s", code, p)
+		}
+	}
+	stalled.cmd.Process.Signal(syscall.SIGCONT)
+	if res := goSummary(t, goSub); res.Messages != 2*count || !res.OK() {
+		t.Fatalf("Go subscriber: %+v", res)
+	}
+	if res, code := cResult(t, cSub); code != 0 || res.Messages != 2*count {
+		t.Fatalf("C subscriber: exit %d, %+v", code, res)
+	}
+	var lres struct {
+		cSummary
+		LostReported uint64 `json:"lost_reported"`
+	}
+	if code := lossy.wait(t, time.Minute); code != 0 || json.Unmarshal([]byte(lossy.stdout.String()), &lres) != nil || lres.Lost != lres.LostReported || lres.Messages+lres.Lost != 2*count {
+		t.Fatalf("lossy C subscriber: exit %d, %+v\n%s", code, lres, lossy)
+	}
+	var sres struct {
+		Evicted bool `json:"evicted"`
+	}
+	if code := stalled.wait(t, time.Minute); code != 1 || json.Unmarshal([]byte(stalled.stdout.String()), &sres) != nil || !sres.Evicted {
+		t.Fatalf("stalled subscriber: exit %d\n%s", code, stalled)
+	}
+	st, err := r.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("frontier moved %d times by the two producers; the lossy subscriber lost %d (reported exactly); evictions %d", st.Fanout.Raises, lres.LostReported, st.Fanout.Evictions)
+}
