@@ -32,10 +32,6 @@ import (
 type Consumer struct {
 	r *Ring
 
-	line uint64  // offset of its line: the consumer line, or a subscriber line
-	pub  *uint64 // where it publishes its head: the ring's head word, or its line's
-	fan  *fanSub // a fan-out ring's subscriber (subscriber.go); nil for the consumer
-
 	head      uint64 // position of the next record, owned by the consumer
 	published uint64 // the head value last stored in shared memory
 	batch     uint64 // publish the head after this many bytes at most
@@ -64,6 +60,10 @@ type Consumer struct {
 	// Last: the fields of every message come first, on as few cache lines
 	// as they fit.
 	wait waiter
+
+	line uint64  // offset of its line: the consumer line, or a subscriber line
+	pub  *uint64 // where it publishes its head: the ring's head word, or its line's
+	fan  *fanSub // a fan-out ring's subscriber (subscriber.go); nil for the consumer
 
 	// Keeps the next heap object's fields off this one's cache lines: a
 	// Producer and a Consumer in one process may be allocated side by side.

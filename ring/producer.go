@@ -20,6 +20,9 @@ type Producer struct {
 	slotOff uint64
 	kind    uint32 // KindMessage with the slot in its high bits
 	multi   bool   // claims by compare-and-swap on the shared tail
+	// fanMulti (a multi-producer fan-out ring) rings the space doorbell
+	// after each commit, for producers waiting for it to move the frontier.
+	fanMulti bool
 
 	tail uint64 // single producer: next position to write, owned by this producer
 	head uint64 // cached consumer head: reloaded only when the ring looks full
@@ -39,16 +42,14 @@ type Producer struct {
 	fenced                            bool   // fences every commit (fenced.go)
 	quiet                             int    // commits in a row that found no waiter
 
-	// Fan-out rings (subscriber.go): fanMulti rings the space doorbell
-	// after each commit, for producers that wait for it to move the
-	// frontier; fullSince, fullFront and fullNeed time the lag bound.
-	fanMulti            bool
-	fullSince           int64
-	fullFront, fullNeed uint64
-
 	// Last: the fields of every message come first, on as few cache lines
 	// as they fit.
 	wait waiter
+
+	// Fan-out rings (subscriber.go): fullSince, fullFront and fullNeed
+	// time the lag bound.
+	fullSince           int64
+	fullFront, fullNeed uint64
 
 	// Keeps the next heap object's fields off this one's cache lines: a
 	// Producer and a Consumer in one process may be allocated side by side.
