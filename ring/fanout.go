@@ -184,19 +184,9 @@ func (r *Ring) raise(need uint64) (uint64, error) {
 		if rec.after > limit {
 			break
 		}
-		switch rec.typ {
-		case KindMessage:
-			g.msgs++
-			g.bytes += rec.length
-		case KindBatch:
-			n, b, err := r.batchCount(rec)
-			if err != nil {
-				return 0, err
-			}
-			g.msgs += n
-			g.bytes += b
+		if err := g.pass(r, rec); err != nil {
+			return 0, err
 		}
-		g.pos = rec.after
 	}
 	if g.pos > f.pos {
 		r.storeFrontier(g)
@@ -224,6 +214,25 @@ func (r *Ring) reliableLimit(front, tail uint64) uint64 {
 		}
 	}
 	return limit
+}
+
+// pass moves f past the committed record rec, counting its messages (a
+// batch's one by one) and their payload bytes.
+func (f *frontier) pass(r *Ring, rec record) error {
+	switch rec.typ {
+	case KindMessage:
+		f.msgs++
+		f.bytes += rec.length
+	case KindBatch:
+		n, b, err := r.batchCount(rec)
+		if err != nil {
+			return err
+		}
+		f.msgs += n
+		f.bytes += b
+	}
+	f.pos = rec.after
+	return nil
 }
 
 // batchCount returns the number of messages in the batch record rec, and

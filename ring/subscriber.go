@@ -184,19 +184,9 @@ func (r *Ring) subscribeAt(off uint64, o SubscriberOptions) (frontier, error) {
 			if !ok {
 				break
 			}
-			switch rec.typ {
-			case KindMessage:
-				f.msgs++
-				f.bytes += rec.length
-			case KindBatch:
-				n, b, err := r.batchCount(rec)
-				if err != nil {
-					return f, err
-				}
-				f.msgs += n
-				f.bytes += b
+			if err := f.pass(r, rec); err != nil {
+				return f, err
 			}
-			f.pos = rec.after
 			if f.pos > tail {
 				return f, fmt.Errorf("%w: records run past the tail %d", ErrCorrupt, tail)
 			}
