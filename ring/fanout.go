@@ -124,20 +124,28 @@ func (r *Ring) lockFanout(wait time.Duration) (bool, error) {
 	}
 }
 
+// raiseLockWait bounds how long a frontier update waits for the fan-out
+// lock; past it the claim finds no room (a blocking call waits on, and
+// tries again).
+const raiseLockWait = time.Millisecond
+
 // raise moves the frontier so that it reaches need if it can, and a chunk
 // of capacity/8 beyond, so that the next moves are rare. It never moves it
 // past a reliable subscriber's published position, past a record not yet
 // committed (unless a dead producer's claim, which it skips), or past the
 // tail. It returns the head word afterwards, which may be short of need:
-// the ring is full for now. If another producer is moving the frontier, it
-// returns at once, and the caller looks again.
+// the ring is full for now (or the fan-out lock stayed held for
+// raiseLockWait).
 func (r *Ring) raise(need uint64) (uint64, error) {
 	// Without the lock first: a producer waiting for a reliable subscriber
 	// looks again and again, and the lock is two system calls.
 	if h := atomic.LoadUint64(r.head); r.reliableLimit(h, atomic.LoadUint64(r.tail)) < need {
 		return h, nil
 	}
-	ok, err := r.lockFanout(0)
+	// Its holders hold it for one update, or for the last stretch of a
+	// subscriber's start: wait for it a little, so that a producer with
+	// room to make does not report a full ring.
+	ok, err := r.lockFanout(raiseLockWait)
 	if err != nil || !ok {
 		return atomic.LoadUint64(r.head), err
 	}

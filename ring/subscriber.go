@@ -101,6 +101,10 @@ func (r *Ring) Subscribe(o SubscriberOptions) (*Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ahead frontier
+	if !o.Oldest {
+		ahead = r.walkAhead()
+	}
 	ok, err := r.lockFanout(subscribeLockWait)
 	if err != nil || !ok {
 		r.unlock(line)
@@ -109,7 +113,7 @@ func (r *Ring) Subscribe(o SubscriberOptions) (*Consumer, error) {
 		}
 		return nil, err
 	}
-	start, err := r.subscribeAt(line, o)
+	start, err := r.subscribeAt(line, o, ahead)
 	r.unlock(r.fanOff)
 	r.spaceDoor.ring() // a producer may have found the lock held, and waits
 	if err != nil {
@@ -161,10 +165,51 @@ func (r *Ring) takeLine() (uint64, error) {
 // lineIndex is the index of the subscriber line at off.
 func (r *Ring) lineIndex(off uint64) uint32 { return uint32((off - r.fanOff - LineSize) / LineSize) }
 
+// walkAhead is the part of a start at the newest message done without the
+// fan-out lock, so that the lock is held only for the last stretch: from
+// the frontier, it walks over the committed records, counting, and after
+// reading each one looks at the frontier, as a lossy subscriber does. A
+// record the frontier passed meanwhile may have been overwritten as it was
+// read: the walk starts again from the frontier, a few times at most. It
+// returns a position with the messages and bytes before it, or a zero
+// frontier if it did not get one.
+func (r *Ring) walkAhead() frontier {
+	var fw atomic.Uint64 // for loadFence
+	for range 4 {
+		f, err := r.loadFrontier()
+		tail := atomic.LoadUint64(r.tail)
+		if err != nil || !r.spanOK(f.pos, tail) {
+			return frontier{}
+		}
+		passed := false
+		for f.pos < tail {
+			rec, ok, err := r.recordAt(f.pos)
+			g := f
+			if ok && err == nil {
+				err = g.pass(r, rec)
+			}
+			loadFence(&fw) // the record's loads before the frontier's
+			if atomic.LoadUint64(r.head) > f.pos {
+				passed = true
+				break
+			}
+			if !ok || err != nil || g.pos > tail {
+				break // the end of what is committed (or corrupt: the locked walk says so)
+			}
+			f = g
+		}
+		if !passed {
+			return f
+		}
+	}
+	return frontier{}
+}
+
 // subscribeAt starts a subscriber in the line at off (its lock held), with
 // the fan-out lock held so that the frontier stays where it is: at the
-// frontier, or after the records committed from there on.
-func (r *Ring) subscribeAt(off uint64, o SubscriberOptions) (frontier, error) {
+// frontier, or after the records committed from there on, walking on from
+// ahead (walkAhead's result) when the frontier has not passed it.
+func (r *Ring) subscribeAt(off uint64, o SubscriberOptions, ahead frontier) (frontier, error) {
 	f, err := r.loadFrontier()
 	if err != nil {
 		return f, err
@@ -174,6 +219,13 @@ func (r *Ring) subscribeAt(off uint64, o SubscriberOptions) (frontier, error) {
 		return f, fmt.Errorf("%w: frontier %d and tail %d are not aligned positions with the tail at most a capacity (%d) ahead", ErrCorrupt, f.pos, tail, r.capacity)
 	}
 	if !o.Oldest {
+		// Every record walkAhead counted was whole when it was read, and
+		// the positions from the frontier on cannot change while the lock
+		// is held: go on from where it got to, if the frontier is not
+		// past it.
+		if ahead.pos > f.pos && ahead.pos <= tail && ahead.msgs >= f.msgs && ahead.bytes >= f.bytes {
+			f = ahead
+		}
 		// Walk to the end of what is committed, counting: the records
 		// after the frontier cannot be overwritten while the lock is held.
 		for f.pos < tail {
