@@ -122,7 +122,10 @@ func TestConsumerKilled(t *testing.T) {
 	b, bDone := startConsumer(&second)
 	for _, p := range ps {
 		if code := p.wait(t, 5*time.Minute); code != 0 {
-			t.Fatalf("producer exited %d\n%s", code, p)
+			b.cmd.Process.Kill()
+			<-bDone
+			b.cmd.Wait()
+			t.Fatalf("producer exited %d\n%s\nthe second consumer's stderr:\n%s", code, p, &b.stderr)
 		}
 	}
 	<-bDone

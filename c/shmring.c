@@ -539,6 +539,16 @@ static int bell_ring(struct bell b) {
 	return bell_ring_saw(b, &saw);
 }
 
+/* bell_wake_all wakes every sleeper, without the armed check: for a peer
+ * that attaches (Doorbells, "Watching the peers while asleep"). A waker that
+ * died between its compare-and-swap and its wake call left sleepers on a
+ * doorbell that bell_ring takes for rung. */
+static void bell_wake_all(struct bell b) {
+	if (ld32(b.waiters) == 0) return;
+	add32(b.word, 1);
+	futex(b.word, FUTEX_WAKE, INT32_MAX, NULL);
+}
+
 /* membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED): whether this kernel has it. */
 static int barrier_state; /* 0 unknown, 1 available, 2 not */
 static int global_barrier(void) {
@@ -665,7 +675,7 @@ static int attach_slot(shmring *r, uint32_t *slot) {
 			}
 			add64(at(r, OFF_PRODUCERS + PRODS_ATTACHES), 1);
 			fence();
-			bell_ring(bell_at(r, OFF_DATA_BELL));
+			bell_wake_all(bell_at(r, OFF_DATA_BELL));
 			*slot = i;
 			return SHMRING_OK;
 		}
@@ -1263,7 +1273,7 @@ int shmring_consumer_attach(shmring *r, int eof, uint64_t eof_after, shmring_con
 	st32(at(r, OFF_CONSUMER + CONS_STATE), 1);
 	st32(at(r, OFF_CONSUMER + CONS_PID), (uint32_t)getpid());
 	fence();
-	bell_ring(bell_at(r, OFF_SPACE_BELL));
+	bell_wake_all(bell_at(r, OFF_SPACE_BELL));
 	*out = c;
 	return SHMRING_OK;
 }
@@ -1576,7 +1586,7 @@ int shmring_subscribe(shmring *r, int lossy, int oldest, int eof, uint64_t eof_a
 	}
 	unlock(r, r->fan_off);
 	fence();
-	bell_ring(bell_at(r, OFF_SPACE_BELL)); /* a producer may have found the lock held */
+	bell_wake_all(bell_at(r, OFF_SPACE_BELL)); /* a producer may have found the lock held */
 	if (rc != SHMRING_OK) {
 		unlock(r, line);
 		return rc;

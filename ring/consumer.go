@@ -148,8 +148,10 @@ func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
 	c.wait.peers = r.producerPIDs
 	c.wait.inFlight = func() bool { return atomic.LoadUint64(r.tail) != c.head }
 	// Producers asleep for room watch the consumer they saw: wake them
-	// to watch this one (FORMAT.md, "Doorbells").
-	r.spaceDoor.ring()
+	// to watch this one, and wake them all, in case the consumer before
+	// died between its compare-and-swap of the doorbell and its wake
+	// call (FORMAT.md, "Doorbells").
+	r.spaceDoor.wakeAll()
 	return c, nil
 }
 

@@ -53,6 +53,18 @@ func (d doorbell) ringSaw() (saw, woke bool) {
 	return true, true
 }
 
+// wakeAll wakes every sleeper, if the waiter count says there may be one,
+// without the armed check of ring: for a peer that attaches. A waker that
+// died between its compare-and-swap of the word and its wake call left the
+// word past the armed value and its sleepers asleep; ring would take the
+// word for rung and make no call, and a sleeper that watches nobody (a
+// producer that waits for a new consumer) would sleep for ever.
+func (d doorbell) wakeAll() {
+	if atomic.LoadUint32(d.waiters) != 0 {
+		d.interrupt()
+	}
+}
+
 // interrupt rings the doorbell unconditionally, waking every sleeper: for a
 // cancelled context.
 func (d doorbell) interrupt() {

@@ -59,8 +59,10 @@ func (r *Ring) attachSlot() (uint32, error) {
 			}
 			atomic.AddUint64(r.u64(offProducers+prodsAttaches), 1)
 			// A consumer asleep watches the producers it saw attached:
-			// wake it to watch this one too (FORMAT.md, "Doorbells").
-			r.dataDoor.ring()
+			// wake it to watch this one too, and whatever a producer
+			// that died in the middle of a wake left asleep
+			// (FORMAT.md, "Doorbells").
+			r.dataDoor.wakeAll()
 			return i, nil
 		}
 	}

@@ -415,3 +415,61 @@ func TestMisalignedTailRefused(t *testing.T) {
 		t.Fatalf("misaligned tail: got %v, want ErrCorrupt", err)
 	}
 }
+
+// A consumer that dies between its compare-and-swap of the space doorbell
+// and its wake call leaves the word past the armed value, and a producer
+// asleep on it never woken. A producer that waits for a new consumer
+// (WaitForConsumer) watches nobody; the new consumer's attach must wake it
+// all the same, or it sleeps for ever while the new consumer drains the
+// ring (seen under Wine, where the wake call is slow enough to die in).
+func TestWakerDiedMidWake(t *testing.T) {
+	r := heapRing(t, Config{Capacity: 256})
+	p, err := r.NewProducer(ProducerOptions{Wait: WaitPolicy{}, WaitForConsumer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c1, err := r.NewConsumer(ConsumerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := make([]byte, 40)
+	for p.TrySend(msg) == nil {
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sent := make(chan error, 1)
+	go func() { sent <- p.Send(ctx, msg) }()
+	// Wait until the producer sleeps on the space doorbell.
+	d := r.spaceDoor
+	for atomic.LoadUint32(d.waiters) == 0 || atomic.LoadUint32(d.armed) != atomic.LoadUint32(d.word) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	time.Sleep(10 * time.Millisecond)
+	// The consumer's wake, cut short: the word moves, no wake call.
+	b := atomic.LoadUint32(d.word)
+	if !atomic.CompareAndSwapUint32(d.word, b, b+1) {
+		t.Fatal("the doorbell moved")
+	}
+	c1.closed = true
+	r.locker.Unlock(offConsumer) // and the consumer dies
+	c2, err := r.NewConsumer(ConsumerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	buf := make([]byte, 256)
+	for {
+		if _, err := c2.TryRecv(buf); err != nil {
+			break
+		}
+	}
+	select {
+	case err := <-sent:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the producer still sleeps 5 s after a new consumer drained the ring")
+	}
+}

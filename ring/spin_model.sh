@@ -2,7 +2,8 @@
 # Checks the Promela models with spin: wait.pml (the doorbell wake-up, and
 # fenced commits),
 # wake.pml (how many sleepers a ring wakes), remove.pml (the removed mark),
-# watch.pml (peers watched while asleep), waitset.pml (waiting on many rings),
+# watch.pml (peers watched while asleep), deadwaker.pml (a waker that dies
+# in the middle of its wake), waitset.pml (waiting on many rings),
 # fanout.pml (the fan-out protocol: frontier, lossy laps, eviction)
 # and claim.pml (multi-producer claims, commits and recovery). The protocols as
 # built must pass, and each broken variant must fail, so that the models are
@@ -50,6 +51,8 @@ check claim.pml "recovery without the live-claimant check" fail -DNO_LIVE_CHECK
 check claim.pml "shortest dead claim without the boundary test" fail -DSHORTEST
 check claim.pml "claim recorded after the compare-and-swap" fail -DINTENT_AFTER_CAS
 check claim.pml "whole claim skipped when only its padding is missing" fail -DNO_PAD_CHECK
+check deadwaker.pml "a waker that dies between its swap and its wake" pass
+check deadwaker.pml "an attach that rings with the armed check" fail -DARMED_ATTACH
 check watch.pml "peers watched while asleep" pass
 check watch.pml "no doorbell rung on attach" fail -DNO_ATTACH_RING
 check watch.pml "peers listed before counting as a waiter" fail -DWATCH_EARLY

@@ -115,7 +115,7 @@ func (r *Ring) Subscribe(o SubscriberOptions) (*Consumer, error) {
 	}
 	start, err := r.subscribeAt(line, o, ahead)
 	r.unlock(r.fanOff)
-	r.spaceDoor.ring() // a producer may have found the lock held, and waits
+	r.spaceDoor.wakeAll() // a producer may have found the lock held, and waits
 	if err != nil {
 		atomic.StoreUint32(r.u32(line+consState), subFree)
 		r.unlock(line)
