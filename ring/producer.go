@@ -115,10 +115,13 @@ func (r *Ring) NewProducer(o ProducerOptions) (*Producer, error) {
 	case r.fanout():
 		p.wait.check = p.checkSubscribers
 		p.wait.peers = r.subscriberPIDs
-		// A stopped subscriber is alive, and no event says that its lag
-		// bound passed: with a bound, sleeps end when the next look at
-		// the subscribers is due.
-		p.wait.inFlight = func() bool { return r.evictAfter() > 0 }
+		// Sleeps end when the next look at the subscribers is due: a
+		// stopped subscriber is alive, and no event says that its lag
+		// bound passed; and the space doorbell is rung by processes this
+		// producer does not watch (lossy subscribers, other producers),
+		// one of which may die between moving the doorbell and its wake
+		// call (FORMAT.md, "Doorbells").
+		p.wait.inFlight = func() bool { return true }
 		p.fanMulti = p.multi
 	case !o.WaitForConsumer:
 		p.wait.check = p.checkConsumer
