@@ -128,17 +128,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer c.Close()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-
-	var received atomic.Uint64 // messages so far, updated every 1024 and when idle
-	var idleSince atomic.Int64 // stream.Now() when the ring was found empty, or 0
-	go stream.Watchdog(ctx, cancel, &idleSince, *idle, fmt.Errorf("no message for %v", *idle))
-	if term.IsTerminal(stderr) {
-		go progress(ctx, stderr, &received)
-	}
+	s := startSession(stderr, *idle)
+	defer s.end()
+	ctx, received, idleSince := s.ctx, &s.received, &s.idleSince
 
 	checker := stream.NewChecker()
 	var first, last time.Time
@@ -240,6 +232,37 @@ func isEmpty(loc ringflag.Location) bool {
 	}
 	fi, err := os.Lstat(path)
 	return err == nil && fi.Mode().IsRegular() && fi.Size() == 0
+}
+
+// session is what a receiving run shares: a context that SIGINT, SIGTERM
+// or the idle watchdog ends, and the messages received so far and since
+// when the ring has been found empty, for the watchdog and the progress
+// line.
+type session struct {
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	stop      func()
+	received  atomic.Uint64 // messages so far, updated every 1024 and when idle
+	idleSince atomic.Int64  // stream.Now() when the ring was found empty, or 0
+}
+
+// startSession starts the watchdog (idle without a message ends the run)
+// and, on a terminal, the progress line.
+func startSession(stderr io.Writer, idle time.Duration) *session {
+	s := &session{}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	s.ctx, s.cancel = context.WithCancelCause(ctx)
+	s.stop = stop
+	go stream.Watchdog(s.ctx, s.cancel, &s.idleSince, idle, fmt.Errorf("no message for %v", idle))
+	if term.IsTerminal(stderr) {
+		go progress(s.ctx, stderr, &s.received)
+	}
+	return s
+}
+
+func (s *session) end() {
+	s.cancel(nil)
+	s.stop()
 }
 
 func progress(ctx context.Context, w io.Writer, received *atomic.Uint64) {

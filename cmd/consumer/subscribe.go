@@ -5,16 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/shmring/shmring"
 	"github.com/shmring/shmring/internal/ringflag"
 	"github.com/shmring/shmring/internal/stream"
-	"github.com/shmring/shmring/internal/term"
 )
 
 // subscribeRun joins the fan-out ring at loc as a subscriber and verifies
@@ -40,16 +35,9 @@ func subscribeRun(loc ringflag.Location, policy shmring.WaitPolicy, lossy, oldes
 	}
 	defer c.Close()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var received atomic.Uint64
-	var idleSince atomic.Int64
-	go stream.Watchdog(ctx, cancel, &idleSince, idle, fmt.Errorf("no message for %v", idle))
-	if term.IsTerminal(stderr) {
-		go progress(ctx, stderr, &received)
-	}
+	s := startSession(stderr, idle)
+	defer s.end()
+	ctx, received, idleSince := s.ctx, &s.received, &s.idleSince
 
 	checker := stream.NewChecker()
 	buf := make([]byte, c.MaxMessage())
