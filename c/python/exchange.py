@@ -1,4 +1,4 @@
-"""Test driver: python3 exchange.py send NAME COUNT SIZE | recv NAME
+"""Test driver: python3 exchange.py send NAME COUNT SIZE | recv NAME | subscribe NAME
 
 send: sends COUNT messages of SIZE bytes, message i filled with the byte
 i % 251 and starting with i as 8 little-endian bytes, then prints the rate as
@@ -32,6 +32,25 @@ def main():
                     p.send(m, timeout=30)
                 secs = time.perf_counter() - start
             print(json.dumps({"sent": count, "msgs_per_sec": count / secs}))
+        elif mode == "subscribe":
+            # A lossy subscriber: what it gets must be in order and whole,
+            # and the losses it is told of must account for every gap.
+            n, lost = 0, 0
+            with r.subscribe(lossy=True) as s:
+                while True:
+                    try:
+                        m = s.recv()
+                    except shmring.Lost as e:
+                        lost += e.messages
+                        continue
+                    except shmring.EOF:
+                        break
+                    i = struct.unpack("<Q", m[:8])[0]
+                    if m != body(i, len(m)) or i != n + lost:
+                        print(json.dumps({"error": f"message {i} after {n} received and {lost} lost"}))
+                        return 1
+                    n += 1
+            print(json.dumps({"received": n, "lost": lost}))
         else:
             n = 0
             with r.consumer(eof=True) as c:

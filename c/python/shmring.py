@@ -15,13 +15,17 @@ Linux only, as the C library. Standard library only.
         with r.consumer() as c:
             msg = c.recv(timeout=1.0)   # bytes; shmring.EOF at the end
 
+    with shmring.open("ticks") as r:    # a fan-out ring
+        with r.subscribe(lossy=True) as s:
+            for msg in s: ...           # shmring.Lost when lapped
+
 Timeouts are in seconds: None waits for ever, 0 does not wait.
 """
 
 import ctypes
 import os
 
-__all__ = ["open", "open_file", "Error", "Timeout", "EOF", "Full", "Empty", "Ring", "Producer", "Consumer"]
+__all__ = ["open", "open_file", "Error", "Timeout", "EOF", "Full", "Empty", "Lost", "Evicted", "Ring", "Producer", "Consumer"]
 
 
 class Error(Exception):
@@ -51,7 +55,20 @@ class EOF(Error):
     """The producers came and went, and the ring is drained."""
 
 
-_CODES = {-15: Timeout, -9: Full, -10: Empty, -17: EOF}
+class Lost(Error):
+    """A lossy subscriber was lapped: messages and nbytes say what it lost.
+    The next recv returns the oldest message left."""
+
+    messages = 0
+    nbytes = 0
+
+
+class Evicted(Error):
+    """A reliable subscriber held the producers back past the ring's lag
+    bound and was evicted: close it, and subscribe again."""
+
+
+_CODES = {-15: Timeout, -9: Full, -10: Empty, -17: EOF, -23: Lost, -24: Evicted}
 
 _library = None
 
@@ -73,6 +90,10 @@ def _lib():
         lib.shmring_consumer_attach.argtypes = [P, ctypes.c_int, ctypes.c_uint64, ctypes.POINTER(P)]
         lib.shmring_recv.argtypes = [P, ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t), ctypes.c_int64]
         lib.shmring_consumer_close.argtypes = [P]
+        lib.shmring_subscribe.argtypes = [P, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_uint64, ctypes.POINTER(P)]
+        lib.shmring_subscribe.restype = ctypes.c_int
+        lib.shmring_lost.argtypes = [P, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint64)]
+        lib.shmring_lost.restype = None
         for f in ("shmring_open", "shmring_open_file", "shmring_close", "shmring_producer_attach", "shmring_send",
                   "shmring_producer_close", "shmring_consumer_attach", "shmring_recv", "shmring_consumer_close"):
             getattr(lib, f).restype = ctypes.c_int
@@ -129,6 +150,16 @@ class Ring(_Handle):
         _check(_lib().shmring_consumer_attach(self._h, 1 if eof else 0, eof_after, ctypes.byref(h)), "consumer")
         return Consumer(h, self)
 
+    def subscribe(self, lossy=False, oldest=False, eof=True, eof_after=1):
+        """Attaches a subscriber to a fan-out ring: a Consumer that reads
+        every message from after the newest (or, with oldest, from the
+        oldest still in the ring). A lossy one's recv raises Lost when the
+        producers lapped it; a reliable one is waited for, up to the ring's
+        lag bound (then recv raises Evicted)."""
+        h = ctypes.c_void_p()
+        _check(_lib().shmring_subscribe(self._h, 1 if lossy else 0, 1 if oldest else 0, 1 if eof else 0, eof_after, ctypes.byref(h)), "subscribe")
+        return Consumer(h, self)
+
     def close(self):
         if self._h:
             h, self._h = self._h, None
@@ -169,6 +200,12 @@ class Consumer(_Handle):
             if rc == -16:  # short buffer: n says how much it needs
                 self._buf = ctypes.create_string_buffer(n.value)
                 continue
+            if rc == -23:
+                e = Lost(rc, "recv")
+                m, b = ctypes.c_uint64(), ctypes.c_uint64()
+                _lib().shmring_lost(self._h, ctypes.byref(m), ctypes.byref(b))
+                e.messages, e.nbytes = m.value, b.value
+                raise e
             _check(rc, "recv")
             return self._buf.raw[: n.value]
         raise Error(-16, "recv")

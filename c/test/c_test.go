@@ -1135,3 +1135,50 @@ func TestCProducerFanout(t *testing.T) {
 	}
 	t.Logf("frontier moved %d times by the two producers; the lossy subscriber lost %d (reported exactly); evictions %d", st.Fanout.Raises, lres.LostReported, st.Fanout.Evictions)
 }
+
+// A Python lossy subscriber on a fan-out ring that a Go producer laps: every
+// message it gets is whole and in order, and the losses it is told of
+// account for every gap.
+func TestPythonSubscriber(t *testing.T) {
+	name := createRing(t, shmring.WithCapacity(4<<10), shmring.WithSubscribers(2))
+	sub := python(t, "subscribe", name)
+	var out strings.Builder
+	sub.Stdout, sub.Stderr = &out, &out
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := shmring.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		if st, err := r.Stats(); err == nil && st.Fanout.Attaches > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Python subscriber did not attach\n%s", &out)
+		}
+	}
+	p, err := r.Producer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const count = 100000
+	for i := range uint64(count) {
+		if err := p.TrySend(pyBody(i, 64)); err != nil {
+			t.Fatal(err) // a lossy subscriber never holds the producer back
+		}
+	}
+	p.Close()
+	if err := sub.Wait(); err != nil {
+		t.Fatalf("%v\n%s", err, &out)
+	}
+	var got struct {
+		Received, Lost uint64
+	}
+	if err := json.Unmarshal([]byte(out.String()), &got); err != nil || got.Received+got.Lost != count || got.Lost == 0 {
+		t.Fatalf("%v: %s (want received + lost = %d, and some lost through 4 KiB)", err, &out, count)
+	}
+	t.Logf("the Python subscriber received %d and was told of %d lost", got.Received, got.Lost)
+}
