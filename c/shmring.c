@@ -264,6 +264,7 @@ int shmring_validate(const void *memv, size_t len, struct shmring_info *info) {
 /* ---- the ring ---- */
 
 struct shmring {
+	char *path; /* the file it was opened or created by (shmring_remove) */
 	int fd;
 	uint8_t *mem;
 	size_t len;
@@ -358,6 +359,28 @@ static int locked(shmring *r, uint64_t off) {
 	return fl.l_type != F_UNLCK;
 }
 
+/* make_ring makes the handle of a ring validated in mem (len bytes), mapped
+ * from fd, opened by path. NULL when out of memory. */
+static shmring *make_ring(int fd, uint8_t *mem, size_t len, const char *path) {
+	shmring *r = calloc(1, sizeof *r);
+	char *p = strdup(path);
+	if (!r || !p) {
+		free(r);
+		free(p);
+		return NULL;
+	}
+	r->fd = fd;
+	r->mem = mem;
+	r->len = len;
+	r->path = p;
+	shmring_validate(mem, len, &r->info);
+	r->data = r->mem + r->info.data_offset;
+	r->mask = r->info.capacity - 1;
+	r->key = ld64(r->mem + OFF_KEY);
+	r->fan_off = OFF_SLOTS + (uint64_t)r->info.slots * LINE_SIZE;
+	return r;
+}
+
 static int open_path(const char *path, shmring **out) {
 	int64_t start = now_ns();
 	int64_t delay = 100000;
@@ -382,21 +405,13 @@ static int open_path(const char *path, shmring **out) {
 			rc = shmring_validate(mem, (size_t)st.st_size, NULL);
 		}
 		if (rc == SHMRING_OK) {
-			shmring *r = calloc(1, sizeof *r);
+			shmring *r = make_ring(fd, mem, (size_t)st.st_size, path);
 			if (!r) {
 				munmap(mem, (size_t)st.st_size);
 				close(fd);
 				errno = ENOMEM;
 				return SHMRING_ESYS;
 			}
-			r->fd = fd;
-			r->mem = mem;
-			r->len = (size_t)st.st_size;
-			shmring_validate(mem, r->len, &r->info);
-			r->data = r->mem + r->info.data_offset;
-			r->mask = r->info.capacity - 1;
-			r->key = ld64(r->mem + OFF_KEY);
-			r->fan_off = OFF_SLOTS + (uint64_t)r->info.slots * LINE_SIZE;
 			/* The presence lock, then: is the name still this file? */
 			struct stat now;
 			if (ld32(at(r, OFF_REMOVED)) != 0 || ofd_lock(fd, F_RDLCK, 0, F_OFD_SETLK, NULL) != 0 ||
@@ -435,8 +450,119 @@ int shmring_close(shmring *r) {
 	munmap(r->mem, r->len);
 	int rc = close(r->fd) == 0 ? SHMRING_OK : SHMRING_ESYS;
 	free(r->held);
+	free(r->path);
 	free(r);
 	return rc;
+}
+
+/* random_bytes fills b from the kernel's random source. */
+static int random_bytes(void *b, size_t n) {
+	uint8_t *p = b;
+	while (n > 0) {
+		long k = syscall(SYS_getrandom, p, n, 0);
+		if (k < 0) {
+			if (errno == EINTR) continue;
+			return SHMRING_ESYS;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	return SHMRING_OK;
+}
+
+/* create_path makes a ring file at path (Header page, "Creating"). */
+static int create_path(const char *path, const struct shmring_config *cfg, shmring **out) {
+	struct shmring_config c = {0};
+	if (cfg) c = *cfg;
+	if (!c.capacity) c.capacity = 1 << 20;
+	if (!c.slots) c.slots = 64;
+	if (!c.mode) c.mode = 0600;
+	if (c.capacity < MIN_CAPACITY || c.capacity > MAX_CAPACITY || (c.capacity & (c.capacity - 1)) || c.capacity > (uint64_t)PTRDIFF_MAX) return SHMRING_EINVAL;
+	uint32_t limit = max_message_for(c.capacity);
+	if (!c.max_message) c.max_message = limit;
+	if (c.max_message > limit || c.slots > MAX_SLOTS || c.subscribers > MAX_SUBSCRIBERS) return SHMRING_EINVAL;
+	uint64_t data_off = data_offset_for(c.slots, c.subscribers), size = data_off + c.capacity;
+	if (size > (uint64_t)SIZE_MAX || size > (uint64_t)INT64_MAX) return SHMRING_EINVAL;
+	uint64_t key = 0;
+	uint8_t uuid[16];
+	while (key == 0)
+		if (random_bytes(&key, sizeof key) != SHMRING_OK) return SHMRING_ESYS;
+	if (random_bytes(uuid, sizeof uuid) != SHMRING_OK) return SHMRING_ESYS;
+	uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40); /* version 4 */
+	uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, c.mode);
+	if (fd < 0) return SHMRING_ESYS;
+	/* Present from the start (Peers, "Presence"): a cleaner does not take
+	 * a ring that is being created. */
+	int rc = SHMRING_OK;
+	for (int64_t start = now_ns(); ofd_lock(fd, F_RDLCK, 0, F_OFD_SETLK, NULL) != 0;) {
+		if (now_ns() - start > 1000000000LL) {
+			rc = SHMRING_ESYS;
+			break;
+		}
+		sleep_ns(1000000);
+	}
+	int e = 0;
+	if (rc == SHMRING_OK && (e = posix_fallocate(fd, 0, (off_t)size)) != 0) {
+		errno = e;
+		rc = SHMRING_ESYS;
+	}
+	uint8_t *mem = MAP_FAILED;
+	if (rc == SHMRING_OK && (mem = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) rc = SHMRING_ESYS;
+	if (rc != SHMRING_OK) {
+		e = errno;
+		unlink(path);
+		close(fd);
+		errno = e;
+		return rc;
+	}
+	/* The file is zeros: write the header, the init word last. */
+	st64(mem + OFF_MAGIC, MAGIC);
+	st32(mem + OFF_VERSION, VERSION);
+	st32(mem + OFF_FLAGS, (c.multi_producer ? FLAG_MULTI : 0) | (c.subscribers ? FLAG_FANOUT : 0));
+	st32(mem + OFF_HEADER_SIZE, HEADER_SIZE);
+	st32(mem + OFF_LINE_SIZE, LINE_SIZE);
+	st32(mem + OFF_SLOT_COUNT, c.slots);
+	st32(mem + OFF_MAX_MESSAGE, c.max_message);
+	st64(mem + OFF_CAPACITY, c.capacity);
+	st64(mem + OFF_DATA_OFFSET, data_off);
+	st64(mem + OFF_TOTAL_SIZE, size);
+	st64(mem + OFF_KEY, key);
+	memcpy(mem + OFF_UUID, uuid, 16);
+	st32(mem + OFF_CREATOR_PID, (uint32_t)getpid());
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	st64(mem + OFF_CREATED_NS, (uint64_t)((int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec));
+	if (c.subscribers) {
+		st32(mem + OFF_SUB_COUNT, c.subscribers);
+		int64_t ev = c.evict_after_ns == 0 ? 1000000000LL : c.evict_after_ns;
+		st64(mem + OFF_SLOTS + (uint64_t)c.slots * LINE_SIZE + FAN_EVICT_NS, ev > 0 ? (uint64_t)ev : 0);
+	}
+	__atomic_store_n((uint32_t *)(void *)(mem + OFF_INIT), INIT_COMPLETE, __ATOMIC_SEQ_CST);
+	shmring *r = make_ring(fd, mem, (size_t)size, path); /* it keeps the presence lock */
+	if (!r) {
+		unlink(path);
+		munmap(mem, (size_t)size);
+		close(fd);
+		errno = ENOMEM;
+		return SHMRING_ESYS;
+	}
+	*out = r;
+	return SHMRING_OK;
+}
+
+
+int shmring_create(const char *name, const struct shmring_config *cfg, shmring **out) {
+	if (!name || !out || !*name || strchr(name, '/') || strlen(name) > 200) return SHMRING_EINVAL;
+	char path[256];
+	snprintf(path, sizeof path, "/dev/shm/%s", name);
+	return create_path(path, cfg, out);
+}
+
+int shmring_create_file(const char *path, const struct shmring_config *cfg, shmring **out) {
+	if (!path || !out || !*path) return SHMRING_EINVAL;
+	return create_path(path, cfg, out);
 }
 
 /* ---- positions and records ---- */
@@ -1731,4 +1857,18 @@ void shmring_consumer_stats_of(const shmring_consumer *c, struct shmring_consume
 	st->lost = c->lost;
 	st->lost_bytes = c->lost_bytes;
 	st->laps = c->laps;
+}
+
+int shmring_remove(shmring *r) {
+	if (!r) return SHMRING_EINVAL;
+	/* The mark, then every sleeper woken, then the name (Removal). */
+	st32(at(r, OFF_REMOVED), 1);
+	fence();
+	uint64_t bells[2] = {OFF_DATA_BELL, OFF_SPACE_BELL};
+	for (int i = 0; i < 2; i++) {
+		struct bell b = bell_at(r, bells[i]);
+		add32(b.word, 1);
+		futex(b.word, FUTEX_WAKE, INT32_MAX, NULL);
+	}
+	return unlink(r->path) == 0 ? SHMRING_OK : SHMRING_ESYS;
 }

@@ -1,13 +1,12 @@
 /*
  * shmring.h: a C client of shmring rings, written from FORMAT.md.
  *
- * Opens a ring that a Go program (or this library) created, and joins it as
- * a producer or as its consumer, with the same validation, claims, commits,
+ * Creates rings, or opens one that a Go program (or this library) created,
+ * and joins it as a producer or as its consumer, with the same validation, claims, commits,
  * recovery and doorbells as the Go side. C11, libc and the Linux kernel
  * (futex, open-file-description locks, membarrier); nothing else.
  *
- * What it does not do (yet): create rings (a Go program, or cmd/consumer,
- * creates them), and systems other than Linux. On fan-out rings it
+ * What it does not do (yet): systems other than Linux. On fan-out rings it
  * produces (moving the frontier, evicting stalled subscribers at the lag
  * bound) and subscribes (shmring_subscribe).
  *
@@ -93,6 +92,31 @@ typedef struct shmring_consumer shmring_consumer;
  * shmring_close. */
 int shmring_open(const char *name, shmring **out);
 int shmring_open_file(const char *path, shmring **out);
+/* A new ring's shape. Zero fields take defaults: capacity 1 MiB, the
+ * largest max_message the capacity allows, 64 slots, mode 0600, and for a
+ * fan-out ring (subscribers > 0) a lag bound of one second (evict_after_ns
+ * negative: never). */
+struct shmring_config {
+	uint64_t capacity;     /* a power of two, 256 to 2^40 */
+	uint32_t max_message;
+	uint32_t slots;        /* producer slots, at most 4096 */
+	int multi_producer;
+	uint32_t subscribers;  /* a fan-out ring's subscriber lines, 0 for one consumer */
+	int64_t evict_after_ns;
+	unsigned mode;         /* the file's permission bits */
+};
+
+/* shmring_create creates the named ring (/dev/shm/NAME), failing with
+ * SHMRING_ESYS and errno EEXIST if the name is taken, and opens it;
+ * shmring_create_file creates a ring file at a path. The ring is complete
+ * (its init word stored last) when the call returns. */
+int shmring_create(const char *name, const struct shmring_config *cfg, shmring **out);
+int shmring_create_file(const char *path, const struct shmring_config *cfg, shmring **out);
+/* shmring_remove marks the ring removed (its peers' calls then fail with
+ * SHMRING_EREMOVED once it is drained), wakes every sleeper, and removes
+ * its name (FORMAT.md, "Removal"). Close the handle afterwards. */
+int shmring_remove(shmring *r);
+
 /* shmring_info_of returns the ring's validated header. */
 const struct shmring_info *shmring_info_of(const shmring *r);
 /* shmring_close unmaps the ring. Close its producers and consumer first. */

@@ -102,7 +102,7 @@ func tools(t *testing.T) string {
 			return
 		}
 		flags := strings.Fields(os.Getenv("SHMRING_C_FLAGS"))
-		for _, tool := range []string{"cproducer", "cconsumer", "cvalidate", "cscan"} {
+		for _, tool := range []string{"cproducer", "cconsumer", "cvalidate", "cscan", "ccreate"} {
 			args := append([]string{"-std=c11", "-O2", "-g", "-Wall", "-Wextra", "-Werror"}, flags...)
 			args = append(args, "-o", filepath.Join(built.dir, tool), "../shmring.c", "../tools/"+tool+".c")
 			if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
@@ -1181,4 +1181,123 @@ func TestPythonSubscriber(t *testing.T) {
 		t.Fatalf("%v: %s (want received + lost = %d, and some lost through 4 KiB)", err, &out, count)
 	}
 	t.Logf("the Python subscriber received %d and was told of %d lost", got.Received, got.Lost)
+}
+
+// Rings the C library creates: the Go side opens them, finds the shape
+// asked for, exchanges messages through them (a multi-producer ring, and a
+// fan-out ring with its lag bound), and the C side's removal marks them
+// removed and takes their names away. Bad configurations are refused.
+func TestCCreates(t *testing.T) {
+	dir := tools(t)
+	for _, tc := range []struct {
+		args  []string
+		check func(*shmring.Ring) error
+	}{
+		{[]string{"-capacity", "65536", "-slots", "8", "-multi", "1"}, func(r *shmring.Ring) error {
+			if i := r.Info(); i.Capacity != 65536 || i.Slots != 8 || !i.MultiProducer || i.Subscribers != 0 {
+				return fmt.Errorf("info %+v", i)
+			}
+			c, err := r.Consumer()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			p, err := r.Producer()
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			for i := range 5000 { // wraps 64 KiB many times
+				msg := pyBody(uint64(i), 100)
+				if err := p.TrySend(msg); err != nil {
+					return err
+				}
+				buf := make([]byte, 200)
+				n, err := c.TryRecv(buf)
+				if err != nil || string(buf[:n]) != string(msg) {
+					return fmt.Errorf("message %d: %v", i, err)
+				}
+			}
+			return nil
+		}},
+		{[]string{"-capacity", "4096", "-subscribers", "3", "-lag-bound-ns", "250000000"}, func(r *shmring.Ring) error {
+			st, err := r.Stats()
+			if err != nil {
+				return err
+			}
+			if r.Info().Subscribers != 3 || st.Fanout == nil || st.Fanout.EvictAfterNs != 250000000 {
+				return fmt.Errorf("info %+v, fan-out %+v", r.Info(), st.Fanout)
+			}
+			s, err := r.Subscribe(shmring.WithLossy())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			p, err := r.Producer()
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			if err := p.TrySend([]byte("fan-out")); err != nil {
+				return err
+			}
+			buf := make([]byte, 100)
+			if n, err := s.TryRecv(buf); err != nil || string(buf[:n]) != "fan-out" {
+				return fmt.Errorf("%q, %v", buf[:n], err)
+			}
+			return nil
+		}},
+	} {
+		name := ringName(t)
+		cmd := exec.Command(filepath.Join(dir, "ccreate"), append([]string{"-name", name}, tc.args...)...)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitLine(t, bufio.NewReader(out), "created")
+		r, err := shmring.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.check(r); err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		in.Close() // ccreate removes the ring
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%v\n%s", err, &stderr)
+		}
+		if _, err := r.Producer(); !errors.Is(err, shmring.ErrRingRemoved) {
+			t.Fatalf("a producer on the removed ring: %v", err)
+		}
+		r.Close()
+		if _, err := os.Stat("/dev/shm/" + name); !os.IsNotExist(err) {
+			t.Fatalf("the name is still there: %v", err)
+		}
+	}
+	for _, bad := range [][]string{{"-capacity", "1000"}, {"-capacity", "128"}, {"-slots", "5000"}, {"-subscribers", "5000"}, {"-capacity", "4096", "-max-message", "4096"}} {
+		cmd := exec.Command(filepath.Join(dir, "ccreate"), append([]string{"-name", ringName(t)}, bad...)...)
+		if out, err := cmd.CombinedOutput(); err == nil || cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "invalid argument") {
+			t.Fatalf("%v: %v\n%s", bad, err, out)
+		}
+	}
+	// A name taken is refused, and the ring there left alone.
+	name := createRing(t)
+	cmd := exec.Command(filepath.Join(dir, "ccreate"), "-name", name)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "File exists") {
+		t.Fatalf("creating over a ring: %v\n%s", err, out)
+	}
+	if r, err := shmring.Open(name); err != nil {
+		t.Fatalf("the ring at a taken name: %v", err)
+	} else {
+		r.Close()
+	}
 }
