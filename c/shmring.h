@@ -2,13 +2,12 @@
  * shmring.h: a C client of shmring rings, written from FORMAT.md.
  *
  * Creates rings, or opens one that a Go program (or this library) created,
- * and joins it as a producer or as its consumer, with the same validation, claims, commits,
- * recovery and doorbells as the Go side. C11, libc and the Linux kernel
- * (futex, open-file-description locks, membarrier); nothing else.
- *
- * What it does not do (yet): systems other than Linux. On fan-out rings it
- * produces (moving the frontier, evicting stalled subscribers at the lag
- * bound) and subscribes (shmring_subscribe).
+ * and joins it as a producer or as its consumer, with the same validation,
+ * claims, commits, recovery and doorbells as the Go side. On fan-out rings
+ * it produces (moving the frontier, evicting stalled subscribers at the lag
+ * bound) and subscribes (shmring_subscribe). C11, libc and the Linux kernel
+ * (futex, open-file-description locks, membarrier); nothing else. Linux
+ * only, for now.
  *
  * Every function returns SHMRING_OK (0) or a negative error code;
  * shmring_strerror names it. SHMRING_ESYS means a system call failed, and
