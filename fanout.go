@@ -31,6 +31,12 @@ import (
 // at the oldest message still in the ring (WithOldest). Ring.Stats lists
 // every subscriber line: kind, position, lag, lost, evictions, PID, alive.
 //
+// A producer that needs room moves the ring's frontier holding a lock that
+// a subscriber also holds for the last part of its attach. TrySend and
+// TryReserve do not wait for it past a millisecond: on a loaded machine
+// (the holder preempted) they can return ErrFull for a moment even with
+// lossy subscribers only. Send and Reserve wait.
+//
 //	r, err := shmring.Create("ticks", shmring.WithSubscribers(16))
 //	p, err := r.Producer()
 //
