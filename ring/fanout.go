@@ -264,12 +264,7 @@ func (r *Ring) batchCount(rec record) (msgs, bytes uint64, err error) {
 // producer waiting for room watches them.
 func (r *Ring) subscriberPIDs(dst []int) []int {
 	for i := range r.linesUsed() {
-		off := r.subLine(i)
-		if atomic.LoadUint32(r.u32(off+consState)) == subReliable {
-			if pid := atomic.LoadUint32(r.u32(off + consPID)); pid != 0 {
-				dst = append(dst, int(pid))
-			}
-		}
+		dst = r.appendPID(dst, r.subLine(i)+consState, r.subLine(i)+consPID, subReliable)
 	}
 	return dst
 }

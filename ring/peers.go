@@ -177,12 +177,7 @@ func (r *Ring) unlock(off uint64) { _ = r.locker.Unlock(int64(off)) }
 // proof: the slot's lock is.
 func (r *Ring) producerPIDs(dst []int) []int {
 	for i := range r.slotsInUse() {
-		off := r.slot(i)
-		if atomic.LoadUint32(r.u32(off+slotState)) == slotAttached {
-			if pid := atomic.LoadUint32(r.u32(off + slotPID)); pid != 0 {
-				dst = append(dst, int(pid))
-			}
-		}
+		dst = r.appendPID(dst, r.slot(i)+slotState, r.slot(i)+slotPID, slotAttached)
 	}
 	return dst
 }
@@ -190,9 +185,15 @@ func (r *Ring) producerPIDs(dst []int) []int {
 // consumerPIDs appends the PID of the attached consumer to dst: a producer
 // waiting for room watches it.
 func (r *Ring) consumerPIDs(dst []int) []int {
-	if atomic.LoadUint32(r.u32(offConsumer+consState)) == consAttached {
-		if pid := atomic.LoadUint32(r.u32(offConsumer + consPID)); pid != 0 {
-			dst = append(dst, int(pid))
+	return r.appendPID(dst, offConsumer+consState, offConsumer+consPID, consAttached)
+}
+
+// appendPID appends to dst the PID stored at pid, if the state word at
+// state holds want and the PID is not zero.
+func (r *Ring) appendPID(dst []int, state, pid uint64, want uint32) []int {
+	if atomic.LoadUint32(r.u32(state)) == want {
+		if p := atomic.LoadUint32(r.u32(pid)); p != 0 {
+			dst = append(dst, int(p))
 		}
 	}
 	return dst

@@ -285,10 +285,7 @@ func (c *Consumer) fanPrecheck() error {
 // for a reliable one, that it was evicted.
 func (c *Consumer) fanCheck() error {
 	loadFence(&c.fan.fenceWord) // the record's loads before the frontier's
-	if atomic.LoadUint64(c.r.head) <= c.head {
-		return nil
-	}
-	return c.overrun()
+	return c.fanOverrun()
 }
 
 // overrun handles a frontier past the subscriber's head.
