@@ -862,7 +862,7 @@ struct shmring_producer {
 	 * needing which position) the producer found no room. */
 	int fan;
 	int64_t evict_ns, full_since;
-	uint64_t full_front, full_need;
+	uint64_t full_front;
 };
 
 /* set_fenced starts or stops fencing every commit (Doorbells, "Fenced
@@ -1024,12 +1024,11 @@ static int raise_frontier(shmring_producer *p, uint64_t need, uint64_t *out) {
 
 /* note_full records that a claim found no room with the frontier at front:
  * the lag bound counts from the first such claim while it stays there. */
-static void note_full(shmring_producer *p, uint64_t front, uint64_t need) {
+static void note_full(shmring_producer *p, uint64_t front) {
 	if (p->full_since == 0 || p->full_front != front) {
 		p->full_since = now_ns();
 		p->full_front = front;
 	}
-	p->full_need = need;
 }
 
 /* claim_multi: Many producers, "Claiming". */
@@ -1053,7 +1052,7 @@ static int claim_multi(shmring_producer *p, uint64_t rec) {
 				int rc = raise_frontier(p, end - r->info.capacity, &nh);
 				if (rc != SHMRING_OK) return rc;
 				if (end - nh > r->info.capacity) {
-					note_full(p, nh, end - r->info.capacity);
+					note_full(p, nh);
 					return 0;
 				}
 				p->head = nh;
@@ -1087,7 +1086,7 @@ static int claim(shmring_producer *p, uint64_t rec) {
 			int rc = raise_frontier(p, end - r->info.capacity, &h);
 			if (rc != SHMRING_OK) return rc;
 			if (end - h > r->info.capacity) {
-				note_full(p, h, end - r->info.capacity);
+				note_full(p, h);
 				return 0;
 			}
 			p->head = h;
@@ -1135,7 +1134,7 @@ static int check_subscribers(shmring_producer *p) {
 	if (p->evict_ns > 0 && p->full_since != 0 && ld64(at(r, OFF_HEAD)) == p->full_front && now_ns() - p->full_since >= p->evict_ns) {
 		for (uint32_t i = 0, n = lines_used(r); i < n; i++) {
 			uint64_t off = sub_line(r, i);
-			if (ld32(at(r, off + CONS_STATE)) == SUB_RELIABLE && ld64(at(r, off + SUB_POS)) < p->full_need &&
+			if (ld32(at(r, off + CONS_STATE)) == SUB_RELIABLE && ld64(at(r, off + SUB_POS)) <= p->full_front &&
 			    cas32(at(r, off + CONS_STATE), SUB_RELIABLE, SUB_EVICTED)) {
 				add64(at(r, r->fan_off + FAN_EVICTIONS), 1);
 				evicted++;
@@ -1687,6 +1686,9 @@ int shmring_subscribe(shmring *r, int lossy, int oldest, int eof, uint64_t eof_a
 			rc = k;
 			break;
 		}
+		/* Past a gap too short for a header, a record may start at the
+		 * tail: committed since the tail was read. */
+		if (rec.pos >= tail) break;
 		if (rec.type == KIND_MESSAGE) {
 			f.msgs++;
 			f.bytes += rec.length;
@@ -1822,7 +1824,15 @@ int shmring_recv(shmring_consumer *c, void *buf, size_t cap, size_t *n, int64_t 
 	}
 	if (rc != 1) return rc;
 	*n = (size_t)c->m_len;
-	if (cap < c->m_len) return SHMRING_ESHORTBUFFER;
+	if (cap < c->m_len) {
+		/* A length read from a record being overwritten is no
+		 * message's length. */
+		if (c->fan) {
+			__atomic_thread_fence(__ATOMIC_ACQUIRE);
+			if (passed(c)) return overrun(c);
+		}
+		return SHMRING_ESHORTBUFFER;
+	}
 	memcpy(buf, c->r->data + c->m_off, (size_t)c->m_len);
 	if (c->fan) {
 		/* The copy's loads before the frontier's (a sequence lock). */

@@ -43,7 +43,7 @@ func (p *Producer) claimMulti(rec uint64) (bool, error) {
 				}
 				nh, err := r.raise(end - r.capacity)
 				if err != nil || end-nh > r.capacity {
-					p.noteFull(nh, end-r.capacity)
+					p.noteFull(nh)
 					return false, err
 				}
 				p.head = nh

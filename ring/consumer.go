@@ -420,6 +420,13 @@ func (c *Consumer) TryRecv(buf []byte) (int, error) {
 func (c *Consumer) copyOut(buf, msg []byte) (int, error) {
 	if len(buf) < len(msg) {
 		c.viewing = false // leave the message in the ring
+		if c.fan != nil {
+			// A length read from a record the producers were
+			// overwriting is no message's length.
+			if err := c.fanCheck(); err != nil {
+				return 0, c.fail(err)
+			}
+		}
 		return 0, c.fail(fmt.Errorf("%w: message of %d bytes, buffer of %d", ErrShortBuffer, len(msg), len(buf)))
 	}
 	n := copy(buf, msg)
@@ -522,13 +529,18 @@ func (c *Consumer) maintainSubscriber() error {
 	if front > c.head {
 		return nil
 	}
+	var err error
 	if r.multi() {
-		if _, err := c.recoverHead(); err != nil {
-			return err
-		}
-	} else if err := c.checkStuck(); err != nil {
+		_, err = c.recoverHead()
+	} else {
+		err = c.checkStuck()
+	}
+	if err != nil {
+		// Producers may have moved the frontier past the head, and the
+		// tail a capacity past it, between the looks: what looked like
+		// corruption was a lap, which the next read call reports.
 		if atomic.LoadUint64(r.head) > c.head {
-			return nil // overwritten while it looked
+			return nil
 		}
 		return err
 	}

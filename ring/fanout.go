@@ -303,14 +303,18 @@ func (r *Ring) reapSubscribers() (int, error) {
 	return freed, nil
 }
 
-// evictBelow evicts the reliable subscribers whose published position is
-// before need, and returns how many it evicted. A subscriber evicted is told
-// at its next call; the producers stop waiting for it at once.
-func (r *Ring) evictBelow(need uint64) int {
+// evictHolding evicts the reliable subscribers that hold the frontier at
+// front (their published position is not past it), and returns how many it
+// evicted. The others, behind what a claim needs but ahead of the frontier,
+// are not: the frontier moves to the next of them, and the lag bound counts
+// again from there, so that a subscriber that was moving gets a whole bound.
+// A subscriber evicted is told at its next call; the producers stop waiting
+// for it at once.
+func (r *Ring) evictHolding(front uint64) int {
 	n := 0
 	for i := range r.linesUsed() {
 		off := r.subLine(i)
-		if atomic.LoadUint32(r.u32(off+consState)) != subReliable || atomic.LoadUint64(r.u64(off+subPos)) >= need {
+		if atomic.LoadUint32(r.u32(off+consState)) != subReliable || atomic.LoadUint64(r.u64(off+subPos)) > front {
 			continue
 		}
 		if atomic.CompareAndSwapUint32(r.u32(off+consState), subReliable, subEvicted) {

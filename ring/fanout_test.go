@@ -205,9 +205,13 @@ func TestFanoutLossyNeverTorn(t *testing.T) {
 			}
 			r := fanRing(t, 2048, multi, 4, -1)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
 			s := subscribe(t, r, SubscriberOptions{Lossy: true, EOF: true, EOFAfter: uint64(producers)})
 			var wg sync.WaitGroup
+			defer func() {
+				// A failing check ends the test: the producers stop first.
+				cancel()
+				wg.Wait()
+			}()
 			for id := range uint64(producers) {
 				p, err := r.NewProducer(ProducerOptions{})
 				if err != nil {
@@ -347,6 +351,77 @@ func TestFanoutEvict(t *testing.T) {
 	}
 	if st.Subscribers[0].Kind != "evicted" {
 		t.Fatalf("the stalled line is %q", st.Subscribers[0].Kind)
+	}
+}
+
+// Only the subscribers that hold the frontier are evicted: one behind what
+// the producer needs, but ahead of the frontier, gets a bound of its own
+// once the frontier moves up to it, and reads on.
+func TestFanoutEvictOnlyHolder(t *testing.T) {
+	const bound = 300 * time.Millisecond
+	r := fanRing(t, 4096, false, 4, bound)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stalled := subscribe(t, r, SubscriberOptions{})
+	behind := subscribe(t, r, SubscriberOptions{EOF: true})
+	p, err := r.NewProducer(ProducerOptions{Liveness: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total, maxSize = 1000, 100
+	sent := uint64(0)
+	for ; p.TrySend(msgFrom(0, sent, maxSize)) == nil; sent++ {
+	}
+	// The one behind reads a few and stops, ahead of the stalled one.
+	o := newOrder(t, maxSize)
+	buf := make([]byte, 4096)
+	for range 5 {
+		n, err := behind.TryRecv(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.add(buf[:n])
+	}
+	behind.publish()
+	done := make(chan error, 1)
+	go func() {
+		defer p.Close()
+		for seq := sent; seq < total; seq++ {
+			if err := p.Send(ctx, msgFrom(0, seq, maxSize)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for r.Stats().Fanout.Evictions == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("no eviction")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	st := r.Stats()
+	if st.Fanout.Evictions != 1 || st.Subscribers[0].Kind != "evicted" || st.Subscribers[1].Kind != "reliable" {
+		t.Fatalf("%d evicted, lines %q and %q: want the stalled one alone", st.Fanout.Evictions, st.Subscribers[0].Kind, st.Subscribers[1].Kind)
+	}
+	for {
+		n, err := behind.Recv(ctx, buf)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.add(buf[:n])
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if o.next[0] != total || r.Stats().Fanout.Evictions != 1 {
+		t.Fatalf("the one behind got %d of %d, %d evicted", o.next[0], total, r.Stats().Fanout.Evictions)
+	}
+	if _, err := stalled.TryRecv(buf); !errors.Is(err, ErrEvicted) {
+		t.Fatalf("the stalled subscriber's next call: %v, want ErrEvicted", err)
 	}
 }
 

@@ -46,10 +46,10 @@ type Producer struct {
 	// as they fit.
 	wait waiter
 
-	// Fan-out rings (subscriber.go): fullSince, fullFront and fullNeed
-	// time the lag bound.
-	fullSince           int64
-	fullFront, fullNeed uint64
+	// Fan-out rings (subscriber.go): fullSince and fullFront time
+	// the lag bound.
+	fullSince int64
+	fullFront uint64
 
 	// Keeps the next heap object's fields off this one's cache lines: a
 	// Producer and a Consumer in one process may be allocated side by side.
@@ -241,7 +241,7 @@ func (p *Producer) claim(rec uint64) (bool, error) {
 			}
 			h, err := r.raise(end - r.capacity)
 			if err != nil || end-h > r.capacity {
-				p.noteFull(h, end-r.capacity)
+				p.noteFull(h)
 				return false, err
 			}
 			p.head = h

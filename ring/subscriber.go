@@ -233,7 +233,10 @@ func (r *Ring) subscribeAt(off uint64, o SubscriberOptions, ahead frontier) (fro
 			if err != nil {
 				return f, err
 			}
-			if !ok {
+			if !ok || rec.pos >= tail {
+				// The end of what was committed when the tail was read.
+				// A record past a gap too short for a header starts at
+				// the tail: it was committed since.
 				break
 			}
 			if err := f.pass(r, rec); err != nil {
@@ -365,21 +368,20 @@ func (p *Producer) checkSubscribers() error {
 	if bound <= 0 || p.fullSince == 0 || atomic.LoadUint64(r.head) != p.fullFront {
 		return nil
 	}
-	if time.Duration(nanotime()-p.fullSince) >= bound && r.evictBelow(p.fullNeed) > 0 {
+	if time.Duration(nanotime()-p.fullSince) >= bound && r.evictHolding(p.fullFront) > 0 {
 		p.fullSince = 0
 		r.spaceDoor.ring()
 	}
 	return nil
 }
 
-// noteFull records that a claim found no room with the frontier at front,
-// needing it at need: the lag bound counts from the first such claim while
-// the frontier stays where it is.
-func (p *Producer) noteFull(front, need uint64) {
+// noteFull records that a claim found no room with the frontier at front:
+// the lag bound counts from the first such claim while the frontier stays
+// where it is.
+func (p *Producer) noteFull(front uint64) {
 	if p.fullSince == 0 || p.fullFront != front {
 		p.fullSince, p.fullFront = nanotime(), front
 	}
-	p.fullNeed = need
 }
 
 // nanotime is a monotonic clock reading in nanoseconds.
