@@ -437,6 +437,7 @@ type Conn struct {
 	wdl      deadline
 	wshut    bool      // CloseWrite done (guarded by wmu)
 	lastLook time.Time // the last look at the peer's lock from a Write (wmu)
+	selfPeer bool      // the peer is this process (set before first use)
 	peerUID  int       // the peer's user, from the kernel (-1: unknown)
 
 	closed    atomic.Bool
@@ -476,7 +477,11 @@ func newConn(in, out *Ring, name string, localPID, remotePID int, server bool) (
 // watchPeer watches the peer's process, where that can be done, so that a
 // Write to a dead peer fails at once (Read learns it from its ring).
 func (c *Conn) watchPeer() {
-	if c.remote.PID <= 0 || c.remote.PID == os.Getpid() {
+	if c.remote.PID == os.Getpid() {
+		c.selfPeer = true // it dies with this process: nothing to look for
+		return
+	}
+	if c.remote.PID <= 0 {
 		return
 	}
 	stop, err := peerwatch.Watch(c.remote.PID, func() { c.peerDead.Store(true) })
@@ -655,7 +660,7 @@ func (c *Conn) writable() error {
 	// The peer's death: reported by the watch of its process, or looked
 	// for every liveness interval where it cannot be watched.
 	look := c.peerDead.Load()
-	if c.stopPeer == nil {
+	if c.stopPeer == nil && !c.selfPeer {
 		if now := time.Now(); now.Sub(c.lastLook) >= ring.DefaultLiveness {
 			c.lastLook, look = now, true
 		}

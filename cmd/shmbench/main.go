@@ -25,7 +25,12 @@
 //     -patterns;
 //   - http: the peer serves net/http, this process times HTTP/1.1 round
 //     trips with a body of the message size echoed back (transports conn
-//     and uds only; see http.go). Not in the default -patterns.
+//     and uds only; see http.go). Not in the default -patterns;
+//   - connect: the peer listens, this process connects, exchanges one
+//     message (echoed) and closes, one connection at a time; msgs_per_sec
+//     is connections per second, latency_ns each connection's time, dial
+//     to close (transports conn and uds only; see connect.go). Not in the
+//     default -patterns.
 //
 // Contention, a condition of the whole run: -cpus N confines every process
 // of every case to N CPUs (as a 1-CPU container would), and -load N runs N
@@ -192,9 +197,9 @@ func plan(patterns, transports, waits, sizes string, producers, rings int, rate 
 	var cases []spec
 	for _, p := range strings.Split(patterns, ",") {
 		switch p {
-		case "stream", "pingpong", "lowrate", "mpsc", "manyrings", "http", "fanout":
+		case "stream", "pingpong", "lowrate", "mpsc", "manyrings", "http", "fanout", "connect":
 		default:
-			return nil, fmt.Errorf("unknown pattern %q (stream, pingpong, lowrate, mpsc, manyrings, http, fanout)", p)
+			return nil, fmt.Errorf("unknown pattern %q (stream, pingpong, lowrate, mpsc, manyrings, http, fanout, connect)", p)
 		}
 		for _, t := range strings.Split(transports, ",") {
 			switch t {
@@ -209,8 +214,8 @@ func plan(patterns, transports, waits, sizes string, producers, rings int, rate 
 			if (p == "manyrings") != (t == "shmring-waitset") && (p != "manyrings" || (t != "shmring" && t != "uds")) {
 				continue // manyrings compares shmring, shmring-waitset and uds; only manyrings has shmring-waitset
 			}
-			if p == "http" && t != "conn" && t != "uds" {
-				continue // net/http runs over a net.Conn: conn against uds
+			if (p == "http" || p == "connect") && t != "conn" && t != "uds" {
+				continue // net/http and connections: conn against uds
 			}
 			tw := []string{""}
 			if strings.HasPrefix(t, "shmring") || t == "conn" {
@@ -245,6 +250,8 @@ func runLoaded(s spec, load int) (result, error) {
 		return manyRings(s)
 	case "http":
 		return runHTTP(s)
+	case "connect":
+		return runConnect(s)
 	case "fanout":
 		return runFanout(s)
 	}
@@ -337,8 +344,12 @@ func peerMain(env string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.Duration+time.Minute)
 	defer cancel()
-	if s.Pattern == "http" {
-		if err := httpPeer(s); err != nil {
+	if s.Pattern == "http" || s.Pattern == "connect" {
+		serve := httpPeer
+		if s.Pattern == "connect" {
+			serve = connectPeer
+		}
+		if err := serve(s); err != nil {
 			fmt.Fprintf(os.Stderr, "shmbench peer: %v\n", err)
 			return 1
 		}

@@ -176,6 +176,23 @@ func TestHTTPPattern(t *testing.T) {
 	}
 }
 
+// TestConnectPattern runs the connect pattern over conn and uds briefly and
+// checks that whole connections were made and timed.
+func TestConnectPattern(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skipf("named rings live in /dev/shm; %s is not measured", runtime.GOOS)
+	}
+	doc := runJSON(t, "-json", "-patterns", "connect", "-duration", "100ms", "-sizes", "64", "-waits", "default")
+	if len(doc.Results) != 2 {
+		t.Fatalf("%d results, want conn and uds: %+v", len(doc.Results), doc.Results)
+	}
+	for _, r := range doc.Results {
+		if r.Pattern != "connect" || r.Messages == 0 || r.MsgsPerSec <= 0 || r.LatencyNs.P50 <= 0 || r.CPUSeconds <= 0 || (r.Transport == "conn") != (r.Wait != "") {
+			t.Errorf("%s: %+v", r.Transport, r)
+		}
+	}
+}
+
 // runJSON runs shmbench with args and decodes its JSON.
 func runJSON(t *testing.T, args ...string) (doc struct {
 	Machine machine  `json:"machine"`
