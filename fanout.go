@@ -20,8 +20,8 @@ import (
 //     them back for longer than the ring's lag bound (WithLagBound, default
 //     ring.DefaultEvictAfter) is evicted: its next call returns ErrEvicted,
 //     and the producers stop waiting for it. Only the one furthest behind
-//     holds them back; one behind it in turn gets a whole bound of its own
-//     once the first is gone. A dead one (its process ended;
+//     holds them back; another that is behind too but reading gets a whole
+//     bound of its own once the first is gone. A dead one (its process ended;
 //     a stopped process is alive) stops holding them back at once.
 //   - a lossy subscriber (WithLossy) is never waited for. When the
 //     producers lap it, its next read call returns a *LostError that says
