@@ -297,7 +297,7 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 	}
 	if c.eof && c.producersGone() {
 		// A producer commits before it detaches: look once more.
-		if off, n, after, ok, err = c.next(); ok || err != nil {
+		if off, n, after, ok, err = c.lookAgain(); ok || err != nil {
 			return off, n, after, ok, err
 		}
 		return 0, 0, 0, false, io.EOF
@@ -306,12 +306,25 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 		// Nobody will write it again: new claims check the mark. A
 		// claim made just before it may have committed since: look
 		// once more.
-		if off, n, after, ok, err = c.next(); ok || err != nil {
+		if off, n, after, ok, err = c.lookAgain(); ok || err != nil {
 			return off, n, after, ok, err
 		}
 		return 0, 0, 0, false, ErrRingRemoved
 	}
 	return 0, 0, 0, false, nil
+}
+
+// lookAgain is poll's last look: for a subscriber, a record that makes no
+// sense may have been overwritten as it was read, which is a lap (or an
+// eviction), as in poll's first look.
+func (c *Consumer) lookAgain() (off, n, after uint64, ok bool, err error) {
+	off, n, after, ok, err = c.next()
+	if err != nil && c.fan != nil {
+		if ferr := c.fanCheck(); ferr != nil {
+			return 0, 0, 0, false, ferr
+		}
+	}
+	return off, n, after, ok, c.noteCorrupt(err)
 }
 
 // producersGone reports whether producers came and all went. It loads the

@@ -117,6 +117,14 @@ func (c *Consumer) ready() (bool, error) {
 		return true, nil // lapped or evicted: the read call says so
 	}
 	_, _, _, ok, err := c.next()
+	if err != nil && c.fan != nil {
+		// What makes no sense may have been overwritten as it was read:
+		// then it is a lap (or an eviction), which the read call reports.
+		loadFence(&c.fan.fenceWord)
+		if atomic.LoadUint64(c.r.head) > c.head {
+			return true, nil
+		}
+	}
 	if ok || err != nil {
 		return true, c.noteCorrupt(err)
 	}
