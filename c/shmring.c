@@ -1782,6 +1782,17 @@ static int overrun(shmring_consumer *c) {
 /* passed reports whether the frontier is past the subscriber's head. */
 static int passed(const shmring_consumer *c) { return ld64(at(c->r, OFF_HEAD)) > c->head; }
 
+/* look_again is poll's last look: on a subscriber, what makes no sense may
+ * have been overwritten as it was read, a lap (or an eviction). */
+static int look_again(shmring_consumer *c) {
+	int rc = next(c);
+	if (rc < 0 && c->fan) {
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (passed(c)) return overrun(c);
+	}
+	return rc;
+}
+
 /* poll is one look: 1 with a message in c->m_*, 0 nothing, or an error
  * (SHMRING_EOF, SHMRING_EREMOVED, SHMRING_ECORRUPT). */
 static int poll_once(void *arg) {
@@ -1800,11 +1811,11 @@ static int poll_once(void *arg) {
 	if (rc != 0) return rc;
 	if (c->head != c->published) publish(c);
 	if (c->eof && producers_gone(c)) {
-		rc = next(c);
+		rc = look_again(c);
 		return rc != 0 ? rc : SHMRING_EOF;
 	}
 	if (ld32(at(c->r, OFF_REMOVED)) != 0) {
-		rc = next(c);
+		rc = look_again(c);
 		return rc != 0 ? rc : SHMRING_EREMOVED;
 	}
 	return 0;
