@@ -300,136 +300,130 @@ func TestFanoutLossyNeverTorn(t *testing.T) {
 	}
 }
 
-// A reliable subscriber that stops reading holds the producers back for the
-// lag bound, then is evicted: the producers go on, the other subscribers
-// get everything, and the evicted one learns at its next call.
-func TestFanoutEvict(t *testing.T) {
-	const bound = 50 * time.Millisecond
+// evictCase is a fan-out ring with a lag bound, a reliable subscriber that
+// never reads (stalled), one that reads to the end of the stream (reader),
+// and a producer.
+type evictCase struct {
+	t               *testing.T
+	r               *Ring
+	ctx             context.Context
+	stalled, reader *Consumer
+	p               *Producer
+	o               *order
+	buf             []byte
+}
+
+const evictMaxSize = 100
+
+func newEvictCase(t *testing.T, bound time.Duration) *evictCase {
 	r := fanRing(t, 4096, false, 4, bound)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	stalled := subscribe(t, r, SubscriberOptions{})
-	good := subscribe(t, r, SubscriberOptions{EOF: true})
-	p, err := r.NewProducer(ProducerOptions{Liveness: 5 * time.Millisecond})
-	if err != nil {
+	t.Cleanup(cancel)
+	e := &evictCase{t: t, r: r, ctx: ctx, o: newOrder(t, evictMaxSize), buf: make([]byte, 4096)}
+	e.stalled = subscribe(t, r, SubscriberOptions{})
+	e.reader = subscribe(t, r, SubscriberOptions{EOF: true})
+	var err error
+	if e.p, err = r.NewProducer(ProducerOptions{Liveness: 5 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	const total, maxSize = 2000, 100
+	return e
+}
+
+// send sends messages first to total-1 in a goroutine, then closes the
+// producer; the channel gets its result.
+func (e *evictCase) send(first, total uint64) <-chan error {
 	done := make(chan error, 1)
 	go func() {
-		defer p.Close()
-		for seq := range uint64(total) {
-			if err := p.Send(ctx, msgFrom(0, seq, maxSize)); err != nil {
+		defer e.p.Close()
+		for seq := first; seq < total; seq++ {
+			if err := e.p.Send(e.ctx, msgFrom(0, seq, evictMaxSize)); err != nil {
 				done <- err
 				return
 			}
 		}
 		done <- nil
 	}()
-	o := newOrder(t, maxSize)
-	buf := make([]byte, 4096)
-	start := time.Now()
+	return done
+}
+
+// readAll has the reader read to the end of the stream, checking the
+// order, and waits for the sender: it must have got every message.
+func (e *evictCase) readAll(done <-chan error, total uint64) {
+	t := e.t
 	for {
-		n, err := good.Recv(ctx, buf)
+		n, err := e.reader.Recv(e.ctx, e.buf)
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		o.add(buf[:n])
+		e.o.add(e.buf[:n])
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if o.next[0] != total {
-		t.Fatalf("the good subscriber got %d, want %d", o.next[0], total)
+	if e.o.next[0] != total {
+		t.Fatalf("the reading subscriber got %d, want %d", e.o.next[0], total)
 	}
+}
+
+// checkEvicted checks that the stalled subscriber alone was evicted, and
+// learns it at each call.
+func (e *evictCase) checkEvicted() {
+	t := e.t
+	for range 2 {
+		if _, err := e.stalled.TryRecv(e.buf); !errors.Is(err, ErrEvicted) {
+			t.Fatalf("the stalled subscriber's call: %v, want ErrEvicted", err)
+		}
+	}
+	st := e.r.Stats()
+	if st.Fanout.Evictions != 1 || st.Subscribers[0].Kind != "evicted" || st.Subscribers[1].Kind != "reliable" {
+		t.Fatalf("%d evicted, lines %q and %q: want the stalled one alone", st.Fanout.Evictions, st.Subscribers[0].Kind, st.Subscribers[1].Kind)
+	}
+}
+
+// A reliable subscriber that stops reading holds the producers back for the
+// lag bound, then is evicted: the producers go on, the other subscribers
+// get everything, and the evicted one learns at its next call.
+func TestFanoutEvict(t *testing.T) {
+	const bound, total = 50 * time.Millisecond, 2000
+	e := newEvictCase(t, bound)
+	start := time.Now()
+	e.readAll(e.send(0, total), total)
 	t.Logf("%d messages past a stalled subscriber in %v (lag bound %v)", total, time.Since(start), bound)
-	if _, err := stalled.TryRecv(buf); !errors.Is(err, ErrEvicted) {
-		t.Fatalf("the stalled subscriber's next call: %v, want ErrEvicted", err)
-	}
-	if _, err := stalled.TryRecv(buf); !errors.Is(err, ErrEvicted) {
-		t.Fatalf("and the one after: %v, want ErrEvicted", err)
-	}
-	st := r.Stats()
-	if st.Fanout.Evictions != 1 {
-		t.Fatalf("%d evictions counted, want 1", st.Fanout.Evictions)
-	}
-	if st.Subscribers[0].Kind != "evicted" {
-		t.Fatalf("the stalled line is %q", st.Subscribers[0].Kind)
-	}
+	e.checkEvicted()
 }
 
 // Only the subscribers that hold the frontier are evicted: one behind what
 // the producer needs, but ahead of the frontier, gets a bound of its own
 // once the frontier moves up to it, and reads on.
 func TestFanoutEvictOnlyHolder(t *testing.T) {
-	const bound = 300 * time.Millisecond
-	r := fanRing(t, 4096, false, 4, bound)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	stalled := subscribe(t, r, SubscriberOptions{})
-	behind := subscribe(t, r, SubscriberOptions{EOF: true})
-	p, err := r.NewProducer(ProducerOptions{Liveness: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const total, maxSize = 1000, 100
+	const total = 1000
+	e := newEvictCase(t, 300*time.Millisecond)
 	sent := uint64(0)
-	for ; p.TrySend(msgFrom(0, sent, maxSize)) == nil; sent++ {
+	for ; e.p.TrySend(msgFrom(0, sent, evictMaxSize)) == nil; sent++ {
 	}
-	// The one behind reads a few and stops, ahead of the stalled one.
-	o := newOrder(t, maxSize)
-	buf := make([]byte, 4096)
+	// The reader reads a few and stops, ahead of the stalled one.
 	for range 5 {
-		n, err := behind.TryRecv(buf)
+		n, err := e.reader.TryRecv(e.buf)
 		if err != nil {
 			t.Fatal(err)
 		}
-		o.add(buf[:n])
+		e.o.add(e.buf[:n])
 	}
-	behind.publish()
-	done := make(chan error, 1)
-	go func() {
-		defer p.Close()
-		for seq := sent; seq < total; seq++ {
-			if err := p.Send(ctx, msgFrom(0, seq, maxSize)); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	for r.Stats().Fanout.Evictions == 0 {
-		if ctx.Err() != nil {
+	e.reader.publish()
+	done := e.send(sent, total)
+	for e.r.Stats().Fanout.Evictions == 0 {
+		if e.ctx.Err() != nil {
 			t.Fatal("no eviction")
 		}
 		time.Sleep(time.Millisecond)
 	}
-	st := r.Stats()
-	if st.Fanout.Evictions != 1 || st.Subscribers[0].Kind != "evicted" || st.Subscribers[1].Kind != "reliable" {
-		t.Fatalf("%d evicted, lines %q and %q: want the stalled one alone", st.Fanout.Evictions, st.Subscribers[0].Kind, st.Subscribers[1].Kind)
-	}
-	for {
-		n, err := behind.Recv(ctx, buf)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.add(buf[:n])
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if o.next[0] != total || r.Stats().Fanout.Evictions != 1 {
-		t.Fatalf("the one behind got %d of %d, %d evicted", o.next[0], total, r.Stats().Fanout.Evictions)
-	}
-	if _, err := stalled.TryRecv(buf); !errors.Is(err, ErrEvicted) {
-		t.Fatalf("the stalled subscriber's next call: %v, want ErrEvicted", err)
-	}
+	// The stalled one alone, while the reader has not moved since.
+	e.checkEvicted()
+	e.readAll(done, total)
+	e.checkEvicted()
 }
 
 // A dead reliable subscriber (its lock gone, its line still marked) stops

@@ -524,22 +524,7 @@ func TestKilledMidClaim(t *testing.T) {
 		c := start(t, "consumer", "-name", name, "-producers", "2", "-capacity", "64KiB", "-json", "-idle", "1m")
 		waitRing(t, name)
 		victim := exec.Command(filepath.Join(tools(t), "cproducer"), "-name", name, "-id", "1", "-count", "100000000", "-size", "64", "-hang-after", "1000")
-		out, err := victim.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := victim.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer victim.Process.Kill()
-		waitLine(t, bufio.NewReader(out), "claimed")
-		survivor := start(t, "producer", "-name", name, "-id", "2", "-count", "100000", "-size", "64")
-		time.Sleep(20 * time.Millisecond) // the survivor's messages queue behind the claim
-		victim.Process.Signal(syscall.SIGKILL)
-		victim.Wait()
-		if code := survivor.wait(t, time.Minute); code != 0 {
-			t.Fatalf("survivor exited %d\n%s", code, survivor)
-		}
+		killMidClaim(t, victim, "producer", "-name", name, "-id", "2", "-count", "100000", "-size", "64")
 		res := goSummary(t, c)
 		got := map[uint32]stream.ProducerResult{}
 		for _, p := range res.PerProd {
@@ -558,27 +543,36 @@ func TestKilledMidClaim(t *testing.T) {
 		}
 		victim := exec.Command(exe)
 		victim.Env = append(os.Environ(), "SHMRING_C_TEST_CLAIMER="+name)
-		out, err := victim.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := victim.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer victim.Process.Kill()
-		waitLine(t, bufio.NewReader(out), "claimed")
-		survivor := start(t, "cproducer", "-name", name, "-id", "2", "-count", "100000", "-size", "64")
-		time.Sleep(20 * time.Millisecond)
-		victim.Process.Signal(syscall.SIGKILL)
-		victim.Wait()
-		if code := survivor.wait(t, time.Minute); code != 0 {
-			t.Fatalf("survivor exited %d\n%s", code, survivor)
-		}
+		killMidClaim(t, victim, "cproducer", "-name", name, "-id", "2", "-count", "100000", "-size", "64")
 		res, _ := cResult(t, c)
 		if !res.End || res.Recovered != 1 || res.Messages != 101000 || res.Lost != 0 || res.OutOfOrder != 0 || res.Corrupt != 0 {
 			t.Fatalf("%+v\n%s", res, c)
 		}
 	})
+}
+
+// killMidClaim starts victim, a producer that prints "claimed" once it holds
+// a claim it will never commit, then starts the surviving producer (bin
+// with args), kills the victim once the survivor's messages queue behind
+// the claim, and waits for the survivor to finish.
+func killMidClaim(t *testing.T, victim *exec.Cmd, bin string, args ...string) {
+	t.Helper()
+	out, err := victim.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Process.Kill()
+	waitLine(t, bufio.NewReader(out), "claimed")
+	survivor := start(t, bin, args...)
+	time.Sleep(20 * time.Millisecond) // the survivor's messages queue behind the claim
+	victim.Process.Signal(syscall.SIGKILL)
+	victim.Wait()
+	if code := survivor.wait(t, time.Minute); code != 0 {
+		t.Fatalf("survivor exited %d\n%s", code, survivor)
+	}
 }
 
 // headerCases returns header images: valid rings of each kind, and each
