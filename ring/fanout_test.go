@@ -387,7 +387,10 @@ func (e *evictCase) checkEvicted() {
 // lag bound, then is evicted: the producers go on, the other subscribers
 // get everything, and the evicted one learns at its next call.
 func TestFanoutEvict(t *testing.T) {
-	const bound, total = 50 * time.Millisecond, 2000
+	// Long enough that the reading subscriber, once the frontier reaches
+	// it, is never still for a whole bound on a loaded machine (qemu,
+	// the race detector).
+	const bound, total = 250 * time.Millisecond, 2000
 	e := newEvictCase(t, bound)
 	start := time.Now()
 	e.readAll(e.send(0, total), total)
@@ -400,7 +403,7 @@ func TestFanoutEvict(t *testing.T) {
 // once the frontier moves up to it, and reads on.
 func TestFanoutEvictOnlyHolder(t *testing.T) {
 	const total = 1000
-	e := newEvictCase(t, 300*time.Millisecond)
+	e := newEvictCase(t, time.Second)
 	sent := uint64(0)
 	for ; e.p.TrySend(msgFrom(0, sent, evictMaxSize)) == nil; sent++ {
 	}
