@@ -971,7 +971,7 @@ func TestCSubscribers(t *testing.T) {
 	dir := tools(t)
 	name := ringName(t)
 	const count = 300000
-	p := start(t, "producer", "-name", name, "-subscribers", "8", "-wait-subscribers", "4", "-capacity", "64KiB", "-lag-bound", "200ms",
+	p := start(t, "producer", "-name", name, "-subscribers", "8", "-wait-subscribers", "4", "-capacity", "64KiB", "-lag-bound", "500ms",
 		"-count", fmt.Sprint(count), "-rate", "300000", "-size", "32", "-max-size", "300", "-batch", "4")
 	waitRing(t, name) // the C tools do not wait for a ring to appear
 	reliable := start(t, "cconsumer", "-name", name, "-subscribe", "reliable")
@@ -1070,7 +1070,7 @@ func scribbleFanout(rng *rand.Rand, mem []byte, slots uint32) {
 // it lost, and a stalled reliable one is evicted at the lag bound.
 func TestCProducerFanout(t *testing.T) {
 	tools(t)
-	name := createRing(t, shmring.WithSubscribers(6), shmring.WithCapacity(64<<10), shmring.WithMultiProducer(), shmring.WithLagBound(200*time.Millisecond))
+	name := createRing(t, shmring.WithSubscribers(6), shmring.WithCapacity(64<<10), shmring.WithMultiProducer(), shmring.WithLagBound(500*time.Millisecond))
 	goSub := start(t, "consumer", "-name", name, "-subscribe", "reliable", "-producers", "2", "-json")
 	cSub := start(t, "cconsumer", "-name", name, "-subscribe", "reliable", "-producers", "2")
 	// Either producer's final message may be overwritten before the lossy
