@@ -716,9 +716,11 @@ func TestHeaderValidationAgrees(t *testing.T) {
 	t.Logf("%d header images, %d refused by both sides alike", len(files), refused)
 }
 
-// python runs c/python/exchange.py with the C library built as a shared
-// library, and returns its JSON line.
-func python(t *testing.T, args ...string) *exec.Cmd {
+// python starts c/python/exchange.py with the C library built as a shared
+// library, and returns the process and where its output goes (its JSON
+// line, or its errors). The process is killed at the test's end if it is
+// still running.
+func python(t *testing.T, args ...string) (*exec.Cmd, *strings.Builder) {
 	t.Helper()
 	if os.Getenv("SHMRING_C_FLAGS") != "" {
 		t.Skip("the Python binding is tested with the plain build (a sanitized or 32-bit library does not load into python3)")
@@ -739,7 +741,18 @@ func python(t *testing.T, args ...string) *exec.Cmd {
 	}
 	cmd := exec.Command(py, append([]string{"../python/exchange.py"}, args...)...)
 	cmd.Env = append(os.Environ(), "SHMRING_LIB="+lib, "PYTHONPATH=../python", "PYTHONDONTWRITEBYTECODE=1")
-	return cmd
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, out
 }
 
 // pyBody is exchange.py's message i.
@@ -766,44 +779,34 @@ func TestPython(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	send := python(t, "send", name, fmt.Sprint(count), fmt.Sprint(size))
-	var out strings.Builder
-	send.Stdout, send.Stderr = &out, &out
-	if err := send.Start(); err != nil {
-		t.Fatal(err)
-	}
+	send, out := python(t, "send", name, fmt.Sprint(count), fmt.Sprint(size))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	buf := make([]byte, 1024)
 	for i := range uint64(count) {
 		n, err := c.Recv(ctx, buf)
 		if err != nil {
-			t.Fatalf("message %d: %v\n%s", i, err, &out)
+			t.Fatalf("message %d: %v\n%s", i, err, out)
 		}
 		if string(buf[:n]) != string(pyBody(i, size)) {
 			t.Fatalf("message %d: %x", i, buf[:n])
 		}
 	}
 	if err := send.Wait(); err != nil {
-		t.Fatalf("%v\n%s", err, &out)
+		t.Fatalf("%v\n%s", err, out)
 	}
 	var sent struct {
 		Sent       int     `json:"sent"`
 		MsgsPerSec float64 `json:"msgs_per_sec"`
 	}
 	if err := json.Unmarshal([]byte(out.String()), &sent); err != nil || sent.Sent != count {
-		t.Fatalf("%v: %s", err, &out)
+		t.Fatalf("%v: %s", err, out)
 	}
 	c.Close()
 	t.Logf("Python producer -> Go consumer: %d messages of %d B checked; the Python producer sent %.0f msg/s", count, size, sent.MsgsPerSec)
 
 	name = createRing(t, shmring.WithCapacity(64<<10))
-	recv := python(t, "recv", name)
-	out.Reset()
-	recv.Stdout, recv.Stderr = &out, &out
-	if err := recv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	recv, out := python(t, "recv", name)
 	r2, err := shmring.Open(name)
 	if err != nil {
 		t.Fatal(err)
@@ -820,7 +823,7 @@ func TestPython(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the Python consumer did not attach\n%s", &out)
+			t.Fatalf("the Python consumer did not attach\n%s", out)
 		}
 	}
 	for i := range uint64(count / 4) {
@@ -830,13 +833,13 @@ func TestPython(t *testing.T) {
 	}
 	p.Close()
 	if err := recv.Wait(); err != nil {
-		t.Fatalf("%v\n%s", err, &out)
+		t.Fatalf("%v\n%s", err, out)
 	}
 	var got struct {
 		Received int `json:"received"`
 	}
 	if err := json.Unmarshal([]byte(out.String()), &got); err != nil || got.Received != count/4 {
-		t.Fatalf("%v: %s", err, &out)
+		t.Fatalf("%v: %s", err, out)
 	}
 }
 
@@ -1140,12 +1143,7 @@ func TestCProducerFanout(t *testing.T) {
 // account for every gap.
 func TestPythonSubscriber(t *testing.T) {
 	name := createRing(t, shmring.WithCapacity(4<<10), shmring.WithSubscribers(2))
-	sub := python(t, "subscribe", name)
-	var out strings.Builder
-	sub.Stdout, sub.Stderr = &out, &out
-	if err := sub.Start(); err != nil {
-		t.Fatal(err)
-	}
+	sub, out := python(t, "subscribe", name)
 	r, err := shmring.Open(name)
 	if err != nil {
 		t.Fatal(err)
@@ -1156,7 +1154,7 @@ func TestPythonSubscriber(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the Python subscriber did not attach\n%s", &out)
+			t.Fatalf("the Python subscriber did not attach\n%s", out)
 		}
 	}
 	p, err := r.Producer()
@@ -1171,13 +1169,13 @@ func TestPythonSubscriber(t *testing.T) {
 	}
 	p.Close()
 	if err := sub.Wait(); err != nil {
-		t.Fatalf("%v\n%s", err, &out)
+		t.Fatalf("%v\n%s", err, out)
 	}
 	var got struct {
 		Received, Lost uint64
 	}
 	if err := json.Unmarshal([]byte(out.String()), &got); err != nil || got.Received+got.Lost != count || got.Lost == 0 {
-		t.Fatalf("%v: %s (want received + lost = %d, and some lost through 4 KiB)", err, &out, count)
+		t.Fatalf("%v: %s (want received + lost = %d, and some lost through 4 KiB)", err, out, count)
 	}
 	t.Logf("the Python subscriber received %d and was told of %d lost", got.Received, got.Lost)
 }
