@@ -29,8 +29,9 @@ func feed(c *spinControl, now time.Time, progress *uint64, step time.Duration, p
 // TestSpinControl checks the choices of the spin controller: it keeps
 // spinning while spins catch what they wait for and sleeping is no faster;
 // it sleeps at once when most spinning waits ended asleep anyway, or when
-// sleeping at once measured clearly faster; and it measures again, so a
-// change of workload changes its choice back.
+// sleeping at once measured clearly faster, but keeps spinning when
+// spinning measured clearly faster even if its waits ended asleep; and it
+// measures again, so a change of workload changes its choice back.
 func TestSpinControl(t *testing.T) {
 	p := DefaultWaitPolicy
 	full := p.Spin + p.Yield
@@ -88,9 +89,27 @@ func TestSpinControl(t *testing.T) {
 		}
 		return 100
 	}
-	feed(&c, now, &progress, 10*time.Microsecond, slightly, never, 3)
+	now = feed(&c, now, &progress, 10*time.Microsecond, slightly, never, 3)
 	if c.park {
 		t.Fatalf("sleeping 5%% faster (margin %v) and the controller chose it", parkMargin)
+	}
+	// Most spinning waits end asleep, but spinning gets clearly more
+	// messages through (the spinning thread runs the process's other
+	// goroutines between its looks): spin.
+	fasterSpinning := func(phase int) uint64 {
+		if phase == explorePark {
+			return 100
+		}
+		return 120
+	}
+	now = feed(&c, now, &progress, 200*time.Microsecond, fasterSpinning, always, 3)
+	if c.park {
+		t.Fatal("spinning measured 20% faster though its waits ended asleep, and the controller chose to sleep at once")
+	}
+	// The same spins, but no faster than sleeping: sleep at once.
+	feed(&c, now, &progress, 200*time.Microsecond, one, always, 3)
+	if !c.park {
+		t.Fatal("spins that end asleep and gain nothing, and the controller kept spinning")
 	}
 }
 
