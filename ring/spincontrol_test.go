@@ -26,6 +26,17 @@ func feed(c *spinControl, now time.Time, progress *uint64, step time.Duration, p
 	return now
 }
 
+// perWait returns a feed's messages per wait: spinning in the phases that
+// spin, sleeping in the phase that sleeps at once.
+func perWait(spinning, sleeping uint64) func(phase int) uint64 {
+	return func(phase int) uint64 {
+		if phase == explorePark {
+			return sleeping
+		}
+		return spinning
+	}
+}
+
 // TestSpinControl checks the choices of the spin controller: it keeps
 // spinning while spins catch what they wait for and sleeping is no faster;
 // it sleeps at once when most spinning waits ended asleep anyway, or when
@@ -72,37 +83,19 @@ func TestSpinControl(t *testing.T) {
 	}
 	// Spins catch everything, but sleeping at once gets twice the
 	// messages through (the spinning starves the peer): sleep at once.
-	twiceWhenSleeping := func(phase int) uint64 {
-		if phase == explorePark {
-			return 2
-		}
-		return 1
-	}
-	now = feed(&c, now, &progress, 10*time.Microsecond, twiceWhenSleeping, never, 3)
+	now = feed(&c, now, &progress, 10*time.Microsecond, perWait(1, 2), never, 3)
 	if !c.park {
 		t.Fatal("sleeping measured twice as fast, and the controller kept spinning")
 	}
 	// Sleeping only a little faster (within parkMargin): spin.
-	slightly := func(phase int) uint64 {
-		if phase == explorePark {
-			return 105
-		}
-		return 100
-	}
-	now = feed(&c, now, &progress, 10*time.Microsecond, slightly, never, 3)
+	now = feed(&c, now, &progress, 10*time.Microsecond, perWait(100, 105), never, 3)
 	if c.park {
 		t.Fatalf("sleeping 5%% faster (margin %v) and the controller chose it", parkMargin)
 	}
 	// Most spinning waits end asleep, but spinning gets clearly more
 	// messages through (the spinning thread runs the process's other
 	// goroutines between its looks): spin.
-	fasterSpinning := func(phase int) uint64 {
-		if phase == explorePark {
-			return 100
-		}
-		return 120
-	}
-	now = feed(&c, now, &progress, 200*time.Microsecond, fasterSpinning, always, 3)
+	now = feed(&c, now, &progress, 200*time.Microsecond, perWait(120, 100), always, 3)
 	if c.park {
 		t.Fatal("spinning measured 20% faster though its waits ended asleep, and the controller chose to sleep at once")
 	}
