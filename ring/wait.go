@@ -17,8 +17,10 @@ import (
 
 // WaitPolicy says how a blocked call waits for the other side.
 //
-// A waiter first polls in a tight loop for Spin, then polls while yielding
-// the processor (runtime.Gosched) until Spin+Yield has passed, then sleeps in
+// A waiter first polls for Spin, yielding the processor (runtime.Gosched)
+// every 16 looks so that the goroutines its process readied run meanwhile,
+// then polls while yielding at every look until Spin+Yield has passed, then
+// sleeps in
 // the kernel on a doorbell until the other side rings it. Spinning costs one
 // core while it lasts and reacts in about a cache-line transfer (~0.1-0.5 µs
 // here); a kernel sleep costs nothing while idle but about 20 µs to wake
@@ -38,17 +40,19 @@ import (
 //
 // Elsewhere the Spin+Yield window is used or skipped as measured: each
 // Producer and Consumer now and then runs a few waits with the window and
-// a few without, and skips it (sleeps at once) while most waits with it
-// ended asleep anyway or while skipping it got its messages through
-// clearly faster (see spinControl in wait.go). A request/response exchange
-// whose answers come within the window keeps spinning; one whose answers
-// take longer (a gRPC call, a low rate) stops burning a CPU for nothing.
+// a few without, and skips it (sleeps at once) while skipping it got its
+// messages through clearly faster, or while most waits with it ended
+// asleep anyway and the window did not make them measurably faster (see
+// spinControl in wait.go). A request/response exchange whose answers come
+// within the window keeps spinning; a feed slower than the window stops
+// burning a CPU for nothing.
 // Before it sleeps, a waiter lets the goroutines it readied run on its
 // thread (runtime.Gosched), as a goroutine blocked on a socket would.
 type WaitPolicy struct {
-	// Spin is how long to poll without yielding.
+	// Spin is how long to poll, yielding to other goroutines every 16 looks.
 	Spin time.Duration
-	// Yield is how long to poll with runtime.Gosched after Spin.
+	// Yield is how long to poll with runtime.Gosched at every look after
+	// Spin.
 	Yield time.Duration
 	// NoPark disables kernel sleeps: the waiter keeps polling (yielding)
 	// until the condition holds or the context ends. Lowest latency; one
@@ -302,12 +306,11 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 // Spin+Yield before it sleeps, or sleeps at once. Spinning pays when what
 // the waiter waits for comes within the window; when it comes later, the
 // spin burned a CPU, on a machine with few cores often one the peer's own
-// goroutines needed. The length of the waits alone does not tell: on two
-// cores a gRPC call between two processes took 190 µs with spinning and
-// 130 µs without, an HTTP/1.1 call 33 µs with and 100 µs without, and
-// either way of waiting makes the other's waits look right for it. So the
-// waiter spins, and now and then measures: a few waits spinning, then a
-// few sleeping at once. It sleeps at once from then on if sleeping at once
+// goroutines needed. The length of the waits alone does not tell: either
+// way of waiting makes its own waits look right for it, and a spin that
+// ends asleep may still have paid (see waited). So the waiter spins, and
+// now and then measures: a few waits spinning, then a few sleeping at
+// once. It sleeps at once from then on if sleeping at once
 // got this side through clearly more messages per second, or if most of
 // the spinning waits ended asleep anyway and spinning was not clearly
 // faster (a feed whose rate the sender sets, slower than the window: the
