@@ -20,10 +20,9 @@ import (
 // A waiter first polls for Spin, yielding the processor (runtime.Gosched)
 // every 16 looks so that the goroutines its process readied run meanwhile,
 // then polls while yielding at every look until Spin+Yield has passed, then
-// sleeps in
-// the kernel on a doorbell until the other side rings it. Spinning costs one
-// core while it lasts and reacts in about a cache-line transfer (~0.1-0.5 µs
-// here); a kernel sleep costs nothing while idle but about 20 µs to wake
+// sleeps in the kernel on a doorbell until the other side rings it. Spinning
+// costs one core while it lasts and reacts in about a cache-line transfer
+// (~0.1-0.5 µs here); a kernel sleep costs nothing while idle but about 20 µs to wake
 // (tools/floor measures both on a machine). Peers ring a doorbell only when
 // its waiter count is non-zero, so no wake-up system call is made while the
 // other side is spinning.
@@ -310,10 +309,10 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 // way of waiting makes its own waits look right for it, and a spin that
 // ends asleep may still have paid (see waited). So the waiter spins, and
 // now and then measures: a few waits spinning, then a few sleeping at
-// once. It sleeps at once from then on if sleeping at once
-// got this side through clearly more messages per second, or if most of
-// the spinning waits ended asleep anyway and spinning was not clearly
-// faster (a feed whose rate the sender sets, slower than the window: the
+// once. It sleeps at once from then on if sleeping at once got this side
+// through clearly more messages per second (parkMargin), or if most of the
+// spinning waits ended asleep anyway and spinning was not measurably
+// faster (spinMargin; a feed whose rate the sender sets, slower than the window: the
 // spins only burn a CPU); otherwise it spins. Where both go as fast and
 // spins catch messages, spinning keeps its lower latency. A spinning
 // waiter yields to the process's other goroutines every few looks, so
@@ -401,11 +400,12 @@ func (c *spinControl) waited(progress uint64, parked bool) {
 		} else {
 			// Sleep at once where it measured clearly faster, or
 			// where most spins failed and spinning did not measure
-			// clearly faster: spins that end asleep may still pay,
+			// faster: spins that end asleep may still pay,
 			// for the thread they keep awake runs the process's
 			// other goroutines between its looks (a gRPC call
 			// between two processes: 127-137 µs sleeping at once,
-			// 103-113 spinning, with most of its spins failing).
+			// 103-122 spinning at every wait, with most of its
+			// spins failing).
 			spinWins := c.spinRate > spinMargin*rate
 			c.park = rate > parkMargin*c.spinRate || c.spinFailed && !spinWins
 		}
