@@ -18,8 +18,8 @@ import (
 // WaitPolicy says how a blocked call waits for the other side.
 //
 // A waiter first polls for Spin, yielding the processor (runtime.Gosched)
-// every 16 looks so that the goroutines its process readied run meanwhile,
-// then polls while yielding at every look until Spin+Yield has passed, then
+// every 16 looks so that the goroutines its process readied run meanwhile
+// (except under NoPark, for callers who own their cores), then polls while yielding at every look until Spin+Yield has passed, then
 // sleeps in the kernel on a doorbell until the other side rings it. Spinning
 // costs one core while it lasts and reacts in about a cache-line transfer
 // (~0.1-0.5 µs here); a kernel sleep costs nothing while idle but about 20 µs to wake
@@ -48,7 +48,8 @@ import (
 // Before it sleeps, a waiter lets the goroutines it readied run on its
 // thread (runtime.Gosched), as a goroutine blocked on a socket would.
 type WaitPolicy struct {
-	// Spin is how long to poll, yielding to other goroutines every 16 looks.
+	// Spin is how long to poll, yielding to other goroutines every 16 looks
+	// (unless NoPark).
 	Spin time.Duration
 	// Yield is how long to poll with runtime.Gosched at every look after
 	// Spin.
@@ -425,13 +426,15 @@ func (w *waiter) spinThenPark(ctx context.Context, d doorbell, try func() (bool,
 			return false, err
 		}
 		spinPause()
-		if i&15 == 15 {
+		if i&15 == 15 && !w.policy.NoPark {
 			// Let the goroutines this process readied run on
 			// this thread: a spinning waiter otherwise holds its P
 			// while they wait for another thread to be woken (an
 			// HTTP/1.1 round trip over a Conn: 33-36 µs without
 			// this, 10 µs with it). Alone, it costs a trip through
-			// the scheduler every 16 looks.
+			// the scheduler every 16 looks, which a policy that
+			// never sleeps (a dedicated core) does not pay: it
+			// would delay a message that arrives meanwhile.
 			runtime.Gosched()
 		}
 		if i&63 != 63 {
