@@ -167,3 +167,38 @@ func TestSpinControlFollowsThePeer(t *testing.T) {
 	gap.Store(int64(2 * time.Microsecond))
 	until(false, "a message every 2 µs")
 }
+
+// TestHoldControl checks the controller that decides, on one CPU, whether
+// a sleeper holds its P (its "sleep at once" choice) or gives it up (its
+// "spin" choice), as wait drives it: no wait counts as a failed spin, and
+// its exploit phase lasts holdExploit. It gives the P up at first, holds it
+// where holding measured clearly faster (a request and its reply in one
+// goroutine each), and gives it up again where both measure the same.
+func TestHoldControl(t *testing.T) {
+	c := spinControl{exploitFor: holdExploit}
+	var progress uint64
+	now := time.Unix(1000, 0)
+	if c.sleepsAtOnce() {
+		t.Fatal("a new controller holds the P: it must give it up until holding measures faster")
+	}
+	// The first exploit phase outlasts spin's exploitTime.
+	c.clock = func() time.Time { return now }
+	c.waited(0, false)
+	for range exploitWaits + 64 {
+		now = now.Add(exploitTime / exploitWaits * 2)
+		progress++
+		c.waited(progress, false)
+	}
+	if c.phase != exploit {
+		t.Fatalf("phase %d after %v: the exploit phase must last %v", c.phase, 2*exploitTime, holdExploit)
+	}
+	never := func(int) bool { return false }
+	now = feed(&c, now, &progress, 10*time.Microsecond, perWait(1, 2), never, 3)
+	if !c.sleepsAtOnce() {
+		t.Fatal("holding the P measured twice as fast, and the controller gave it up")
+	}
+	feed(&c, now, &progress, 10*time.Microsecond, perWait(100, 105), never, 3)
+	if c.sleepsAtOnce() {
+		t.Fatalf("holding the P measured 5%% faster (margin %v), and the controller held it", parkMargin)
+	}
+}

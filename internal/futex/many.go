@@ -37,6 +37,14 @@ var direct atomic.Int32
 // value is no longer av (read with a.Value before the caller's last look at
 // its condition). Its contract is otherwise Wait's.
 func Sleep(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32) error {
+	return SleepGiving(addr, val, timeout, a, av, false)
+}
+
+// SleepGiving is Sleep, and with give a sleeper on a thread of its own
+// gives up its P at once even if it is the first (see below): the caller
+// knows that the goroutines of its process need the P more than its own
+// wake-up needs to be quick.
+func SleepGiving(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32, give bool) error {
 	if timeout <= 0 {
 		return os.ErrDeadlineExceeded
 	}
@@ -53,8 +61,9 @@ func Sleep(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32)
 		// on one CPU, 3.0 to 6.6 µs); a second one that would take the
 		// last P gives it up at once (two goroutines asleep in one
 		// process with GOMAXPROCS 2 made a gRPC call between them 1.2 to
-		// 4 times slower, depending on the machine).
-		return waitAlarm(addr, val, timeout, a, av, k >= 2 && int(k) >= runtime.GOMAXPROCS(0))
+		// 4 times slower, depending on the machine). With give, it
+		// gives it up whatever.
+		return waitAlarm(addr, val, timeout, a, av, give || k >= 2 && int(k) >= runtime.GOMAXPROCS(0))
 	}
 	direct.Add(-1)
 	s := sleepers.Get().(*sleeper)

@@ -248,3 +248,42 @@ func TestSleepAlarmTimeout(t *testing.T) {
 		t.Fatal("Sleep with an alarm and a 30ms timeout still asleep after 10s")
 	}
 }
+
+// TestSleepGiving: a sleeper that gives up its P at once, on one P, lets
+// the goroutine that will wake it run, and is woken as any sleeper is: by a
+// change of the word and a Wake, by its alarm (where sleeps have one), and
+// by its timeout.
+func TestSleepGiving(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var word uint32
+	done := make(chan error, 1)
+	go func() { done <- futex.SleepGiving(&word, 0, time.Minute, nil, 0, true) }()
+	time.Sleep(10 * time.Millisecond) // most likely asleep by now; if not, the word tells it
+	atomic.StoreUint32(&word, 1)
+	futex.Wake(&word, 1)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("SleepGiving woken: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("SleepGiving still asleep 10 s after its word changed and was woken")
+	}
+	if futex.ManyPerThread() { // where a sleep has an alarm at all
+		a := futex.NewAlarm()
+		go func() { done <- futex.SleepGiving(&word, 1, time.Minute, a, a.Value(), true) }()
+		time.Sleep(10 * time.Millisecond)
+		a.Ring()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("SleepGiving ended by its alarm: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("SleepGiving still asleep 10 s after its alarm rang")
+		}
+	}
+	if err := futex.SleepGiving(&word, 1, 5*time.Millisecond, nil, 0, true); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("SleepGiving with a 5 ms timeout: got %v, want os.ErrDeadlineExceeded", err)
+	}
+}
