@@ -34,8 +34,12 @@ import (
 // It sleeps in the kernel at once, as a blocked socket read would, after
 // yielding the CPU once to the peer when a stream is flowing (more than one
 // message since its last wait), so that the peer runs on until it has to
-// wait. A policy with NoPark (SpinWaitPolicy) polls regardless: it is for
-// callers who own their cores.
+// wait. Its sleeping thread gives up the process's only P (its right to run
+// Go code), as a goroutine blocked on a socket leaves it to the others,
+// unless holding it through the sleep measured clearly faster (a request
+// and its reply in one goroutine each: holding halves the round trip),
+// measured as the Spin+Yield window is below. A policy with NoPark
+// (SpinWaitPolicy) polls regardless: it is for callers who own their cores.
 //
 // Elsewhere the Spin+Yield window is used or skipped as measured: each
 // Producer and Consumer now and then runs a few waits with the window and
