@@ -160,7 +160,8 @@ type waiter struct {
 // holdExploit is how long hold keeps a choice before it measures again:
 // longer than spin's, since measuring holding costs a process that needs
 // to give the P up more than measuring spinning costs (a gRPC call on one
-// CPU: 1.18-1.21x a Unix socket's with spin's 100 ms).
+// CPU: 1.18-1.21x a Unix socket's with spin's 100 ms, 1.08-1.15x with
+// 500 ms).
 const holdExploit = 500 * time.Millisecond
 
 // maxWatched bounds the peer processes one waiter watches (a ring has up to
@@ -313,9 +314,9 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 		// holding, chosen where it measures parkMargin faster; no
 		// wait counts as a failed spin). Measured by throughput,
 		// holding also costs tail latency where goroutines hand work
-		// on (an HTTP round trip's p99 on one CPU, 159-181 µs holding
-		// where holding measured 3% faster, 83-86 µs giving, the
-		// socket's 70-75), hence the wider margin.
+		// on (an HTTP round trip's p99 on one CPU: 159-181 µs where
+		// holding was chosen at a 3% margin, 74-85 µs giving it up
+		// always, the socket's 65-75), hence the wider margin.
 		w.hold.exploitFor = holdExploit
 		err := w.park(ctx, d, try, !w.hold.sleepsAtOnce())
 		if w.progress != nil {
