@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1004,11 +1005,38 @@ func TestCSubscribers(t *testing.T) {
 			t.Fatalf("the stream did not start: %+v", st.Fanout)
 		}
 	}
+	// What the ring said as the two were stopped, and the fewest producers
+	// it counted attached while the stream ran: evidence for a failure
+	// seen twice in CI, where the stalled subscriber read the end of the
+	// stream at about the 30,000th message and was never evicted.
+	atStop, _ := r.Stats()
+	var fewest atomic.Int64
+	fewest.Store(-1)
+	sampled := make(chan struct{})
+	stopSampling := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(200 * time.Microsecond):
+			}
+			if st, err := r.Stats(); err == nil {
+				if n := int64(st.Attached); fewest.Load() < 0 || n < fewest.Load() {
+					fewest.Store(n)
+				}
+			}
+		}
+	}()
 	lossy.cmd.Process.Signal(syscall.SIGSTOP)
 	stalled.cmd.Process.Signal(syscall.SIGSTOP)
 	time.Sleep(300 * time.Millisecond)
 	lossy.cmd.Process.Signal(syscall.SIGCONT)
-	if code := p.wait(t, time.Minute); code != 0 {
+	code := p.wait(t, time.Minute)
+	close(stopSampling)
+	<-sampled
+	if code != 0 {
 		t.Fatalf("producer exited %d\n%s", code, p)
 	}
 	stalled.cmd.Process.Signal(syscall.SIGCONT)
@@ -1030,7 +1058,9 @@ func TestCSubscribers(t *testing.T) {
 		Evicted bool `json:"evicted"`
 	}
 	if err := json.Unmarshal([]byte(stalled.stdout.String()), &sres); err != nil || scode != 1 || !sres.Evicted {
-		t.Fatalf("stalled C subscriber: exit %d, %+v, %v\n%s", scode, sres, err, stalled)
+		stop, _ := json.Marshal(atStop)
+		t.Fatalf("stalled C subscriber: exit %d, %+v, %v\n%s\nfewest producers seen attached while the stream ran: %d\nring when stopped: %s",
+			scode, sres, err, stalled, fewest.Load(), stop)
 	}
 	if err := goSub.Wait(); err != nil {
 		t.Fatalf("Go subscriber: %v\n%s", err, &goOut)
