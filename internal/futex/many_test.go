@@ -261,27 +261,24 @@ func TestSleepGiving(t *testing.T) {
 	time.Sleep(10 * time.Millisecond) // most likely asleep by now; if not, the word tells it
 	atomic.StoreUint32(&word, 1)
 	futex.Wake(&word, 1)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("SleepGiving woken: %v", err)
+	ended := func(by string) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("SleepGiving ended by %s: %v", by, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("SleepGiving still asleep 10 s after %s", by)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("SleepGiving still asleep 10 s after its word changed and was woken")
 	}
+	ended("a change of its word and a wake")
 	if futex.ManyPerThread() { // where a sleep has an alarm at all
 		a := futex.NewAlarm()
 		go func() { done <- futex.SleepGiving(&word, 1, time.Minute, a, a.Value(), true) }()
 		time.Sleep(10 * time.Millisecond)
 		a.Ring()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("SleepGiving ended by its alarm: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("SleepGiving still asleep 10 s after its alarm rang")
-		}
+		ended("its alarm")
 	}
 	if err := futex.SleepGiving(&word, 1, 5*time.Millisecond, nil, 0, true); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("SleepGiving with a 5 ms timeout: got %v, want os.ErrDeadlineExceeded", err)
