@@ -958,7 +958,10 @@ static int raise_frontier(shmring_producer *p, uint64_t need, uint64_t *out) {
 	shmring *r = p->r;
 	uint64_t h = ld64(at(r, OFF_HEAD));
 	*out = h;
-	if (reliable_limit(r, h, ld64(at(r, OFF_TAIL))) < need) return SHMRING_OK; /* no room for sure: no lock */
+	/* The frontier cannot move: no lock. A limit short of need but past the
+	 * frontier must be walked to, for the lag bound evicts only the
+	 * subscribers that hold the frontier. */
+	if (reliable_limit(r, h, ld64(at(r, OFF_TAIL))) <= h) return SHMRING_OK;
 	int got = try_lock(r, r->fan_off);
 	if (got <= 0) return got; /* another producer, or a subscriber attaching: look again */
 	struct frontier f, g;

@@ -138,8 +138,13 @@ const raiseLockWait = time.Millisecond
 // raiseLockWait).
 func (r *Ring) raise(need uint64) (uint64, error) {
 	// Without the lock first: a producer waiting for a reliable subscriber
-	// looks again and again, and the lock is two system calls.
-	if h := atomic.LoadUint64(r.head); r.reliableLimit(h, atomic.LoadUint64(r.tail)) < need {
+	// looks again and again, and the lock is two system calls. It is
+	// skipped only when the frontier cannot move at all. A subscriber that
+	// published a position short of need but ahead of the frontier must
+	// get the frontier moved up to it: the lag bound evicts only the
+	// subscribers that hold the frontier, so one that stalled there would
+	// otherwise hold the producers back for ever.
+	if h := atomic.LoadUint64(r.head); r.reliableLimit(h, atomic.LoadUint64(r.tail)) <= h {
 		return h, nil
 	}
 	// Its holders hold it for one update, or for the last stretch of a

@@ -17,7 +17,8 @@
  *     that a reader can see one old and one new;
  *   - head: the frontier. Every record before it may be overwritten at any
  *     time; the producer moves it (an update) before it writes over a
- *     place, and never past the reliable subscriber's position (rhead)
+ *     place, and never past the position the reliable subscriber published
+ *     (rpub, which it stores now and then, at most its position rhead)
  *     while that one is not evicted;
  *   - fpos[2], fcnt[2], fseq: the frontier's two copies (its position and
  *     the messages before it) and the word whose low bit names the current
@@ -31,6 +32,13 @@
  * frontier (fseq, the copy, fseq again), count the messages between its
  * position and the copy's as lost, and resume there. The reliable reader
  * makes the same check after its copy: head past it means it was evicted.
+ *
+ * A producer with no room waits while the reliable subscriber's published
+ * position is short of what it needs. If that position is ahead of the
+ * frontier, the frontier moves up to it; once the subscriber holds the
+ * frontier (its published position is not past it), the lag bound evicts
+ * it (any time later: the model has no clock). A subscriber that is
+ * reading ahead of the frontier is never evicted.
  *
  * Spin runs the processes sequentially consistent. The orders the protocol
  * needs are store to store (the copy, fseq, head, then the payload, then the
@@ -46,7 +54,10 @@
  * -DIGNORE_RELIABLE (the producer does not wait for the reliable
  * subscriber), -DONE_COPY (the frontier kept in one copy, updated in
  * place), -DNO_EVICT (a stalled reliable subscriber is never evicted: the
- * producer waits for ever) or -DNO_EVICT_CHECK (the reliable subscriber
+ * producer waits for ever), -DQUICK_EXIT (the producer leaves the frontier
+ * where it is when the published position is short of its need, so a
+ * subscriber that stalls ahead of the frontier is never evicted either) or
+ * -DNO_EVICT_CHECK (the reliable subscriber
  * delivers without looking at head): spin must then find a violation,
  * which shows that the model can fail.
  */
@@ -61,6 +72,7 @@ byte a[C];
 byte b[C];
 byte head = 0;   /* the frontier */
 byte rhead = 0;  /* the reliable subscriber's position */
+byte rpub = 0;   /* the position it published (sub_position), at most rhead */
 byte rstate = RELIABLE;
 byte fpos[2];
 byte fcnt[2];
@@ -94,39 +106,68 @@ inline update(h) {
 }
 
 proctype producer() {
-	byte m, p;
-	for (m : 0 .. N - 1) {
-		p = m % C;
+	byte m = 0, k, j, need, lim;
+	do
+	:: m >= N -> break
+	:: m < N ->
+		/* A claim of one record, or of two (a batch, or a message
+		 * that needs more room): what it needs may jump past a
+		 * published position that is ahead of the frontier. */
 		if
-		:: m >= C && head < m - C + 1 ->
-			/* no room: the place's previous record (m - C) must be
+		:: k = 1
+		:: m + 1 < N -> k = 2
+		fi;
+		need = 0;
+		if
+		:: m + k > C -> need = m + k - C
+		:: else -> skip
+		fi;
+		if
+		:: head < need ->
+			/* no room: the places' previous records must be
 			 * behind the frontier, which may not pass a reliable
-			 * subscriber; a stalled one is evicted (the lag bound) */
+			 * subscriber's published position; a stalled one is
+			 * evicted (the lag bound) */
 #ifndef IGNORE_RELIABLE
-			if
-			:: rstate == RELIABLE && rhead > m - C -> skip
-			:: rstate == EVICTED -> skip
-#ifndef NO_EVICT
-			:: rstate == RELIABLE -> rstate = EVICTED
+			do
+			:: rstate == EVICTED -> break
+			:: rstate == RELIABLE && rpub >= need -> break
+#ifndef QUICK_EXIT
+			:: rstate == RELIABLE && rpub < need && rpub > head ->
+				/* short of the need, but ahead of the frontier:
+				 * the frontier moves up to it (loaded once, as
+				 * the limit of the update's walk) */
+				lim = rpub;
+				update(lim)
 #endif
-			fi;
+#ifndef NO_EVICT
+			:: rstate == RELIABLE && rpub <= head ->
+				/* it holds the frontier: the bound evicts it */
+				rstate = EVICTED
+#endif
+			od;
 #endif
 #ifndef HEAD_LATE
-			update(m - C + 1);
+			update(need);
 #endif
 			skip
 		:: else -> skip
 		fi;
-		a[p] = m;
-		b[p] = m;
+		for (j : m .. m + k - 1) {
+			a[j % C] = j;
+			b[j % C] = j
+		};
 #ifdef HEAD_LATE
 		if
-		:: m >= C && head < m - C + 1 -> update(m - C + 1)
+		:: head < need -> update(need)
 		:: else -> skip
 		fi;
 #endif
-		stamp[p] = m       /* commit */
-	};
+		for (j : m .. m + k - 1) {
+			stamp[j % C] = j       /* commit */
+		};
+		m = m + k
+	od;
 	done = true
 }
 
@@ -147,7 +188,11 @@ proctype reliable() {
 		fi;
 #endif
 		assert(x == rhead && y == rhead);
-		rhead++
+		rhead++;
+		if
+		:: rpub = rhead   /* it publishes its position, now and then */
+		:: skip
+		fi
 	:: rhead < N ->            /* a stopped process: it may stall for ever */
 end_stalled:
 		(false)

@@ -429,6 +429,70 @@ func TestFanoutEvictOnlyHolder(t *testing.T) {
 	e.checkEvicted()
 }
 
+// A reliable subscriber that published a position ahead of the frontier,
+// then stalled, is evicted at the lag bound even when the producer's next
+// claim needs room past that position at once (here one message longer than
+// the stretch between the frontier and the position). The frontier must
+// move up to the subscriber, which then holds it: the bound evicts only the
+// subscribers that hold the frontier. A producer that left the frontier
+// where it was, seeing no room for its claim anyway, waited for ever.
+func TestFanoutEvictAheadOfFrontier(t *testing.T) {
+	for _, multi := range []bool{false, true} {
+		t.Run(fmt.Sprintf("multi=%v", multi), func(t *testing.T) {
+			const capacity, rec = 4096, 64
+			r := fanRing(t, capacity, multi, 2, 20*time.Millisecond)
+			s := subscribe(t, r, SubscriberOptions{})
+			p, err := r.NewProducer(ProducerOptions{Liveness: 5 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			small, buf := make([]byte, rec-RecordHeaderSize), make([]byte, capacity)
+			// Eight records, which the subscriber reads; finding nothing
+			// more, it publishes their end.
+			for range 8 {
+				if err := p.TrySend(small); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.TryRecv(buf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.TryRecv(buf); !errors.Is(err, ErrEmpty) {
+				t.Fatalf("TryRecv on an empty ring: %v", err)
+			}
+			const published = 8 * rec
+			if pos := r.Stats().Subscribers[0].Position; pos != published {
+				t.Fatalf("the subscriber published %d, want %d", pos, published)
+			}
+			// Fill the ring to its end: no claim needs the frontier
+			// to move yet.
+			for range capacity/rec - 8 {
+				if err := p.TrySend(small); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if h := atomic.LoadUint64(r.head); h != 0 {
+				t.Fatalf("frontier at %d before the long message, want 0", h)
+			}
+			// A claim that needs room up to 1040, past the published
+			// 512: the frontier moves to 512, the subscriber holds it
+			// there, and the bound evicts it.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := p.Send(ctx, make([]byte, 1024)); err != nil {
+				t.Fatalf("the producer stayed held back by a subscriber that stalled ahead of the frontier: %v", err)
+			}
+			if _, err := s.TryRecv(buf); !errors.Is(err, ErrEvicted) {
+				t.Fatalf("the stalled subscriber's call: %v, want ErrEvicted", err)
+			}
+			if st := r.Stats(); st.Fanout.Evictions != 1 {
+				t.Fatalf("%d evictions, want 1", st.Fanout.Evictions)
+			}
+		})
+	}
+}
+
 // A dead reliable subscriber (its lock gone, its line still marked) stops
 // holding the producers back.
 func TestFanoutDeadSubscriber(t *testing.T) {

@@ -68,4 +68,5 @@ check fanout.pml "head looked at before the copy" fail -DHEAD_FIRST
 check fanout.pml "producer that does not wait for the reliable subscriber" fail -DIGNORE_RELIABLE
 check fanout.pml "frontier kept in one copy, updated in place" fail -DONE_COPY
 check fanout.pml "stalled reliable subscriber never evicted" fail -DNO_EVICT
+check fanout.pml "frontier left short of a subscriber that stalls ahead of it" fail -DQUICK_EXIT
 check fanout.pml "evicted subscriber that does not look at head" fail -DNO_EVICT_CHECK

@@ -1168,6 +1168,74 @@ func TestCProducerFanout(t *testing.T) {
 	t.Logf("frontier moved %d times by the two producers; the lossy subscriber lost %d (reported exactly); evictions %d", st.Fanout.Raises, lres.LostReported, st.Fanout.Evictions)
 }
 
+// A C producer on a fan-out ring whose reliable subscriber published a
+// position ahead of the frontier, then stalled there: a claim that needs
+// room past that position at once moves the frontier up to it, and the lag
+// bound evicts the subscriber, which then holds the frontier. (The library
+// once left the frontier where it was, since the claim could not fit
+// anyway, and waited for ever: the lag bound evicts only the subscribers
+// that hold the frontier.)
+func TestCProducerEvictsAheadOfFrontier(t *testing.T) {
+	tools(t)
+	const capacity = 4096
+	name := createRing(t, shmring.WithSubscribers(2), shmring.WithCapacity(capacity), shmring.WithLagBound(50*time.Millisecond))
+	r, err := shmring.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s, err := r.Subscribe(shmring.WithEOF(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	send := func(count, size int) {
+		t.Helper()
+		p := start(t, "cproducer", "-name", name, "-count", fmt.Sprint(count), "-size", fmt.Sprint(size), "-max-size", fmt.Sprint(size))
+		if code := p.wait(t, time.Minute); code != 0 {
+			t.Fatalf("cproducer exited %d\n%s", code, p)
+		}
+	}
+	stats := func() ring.Stats {
+		t.Helper()
+		st, err := r.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	// Seven records of 64 bytes and the final message's of 48, which the
+	// subscriber reads; finding nothing more, it publishes their end.
+	send(7, 48)
+	buf := make([]byte, capacity)
+	for range 8 {
+		if _, err := s.TryRecv(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.TryRecv(buf); !errors.Is(err, shmring.ErrEmpty) {
+		t.Fatalf("TryRecv on an empty ring: %v", err)
+	}
+	const published = 7*64 + 48
+	if pos := stats().Subscribers[0].Position; pos != published {
+		t.Fatalf("the subscriber published %d, want %d", pos, published)
+	}
+	// Up to 3104: no claim needs the frontier to move yet.
+	send(40, 48)
+	if st := stats(); st.Head != 0 || st.Tail != published+40*64+48 {
+		t.Fatalf("head %d and tail %d, want 0 and %d", st.Head, st.Tail, published+40*64+48)
+	}
+	// A record of 1040 bytes does not fit before the end of the data
+	// area: its claim needs the frontier at 1040, past 496.
+	send(1, 1024)
+	if _, err := s.TryRecv(buf); !errors.Is(err, shmring.ErrEvicted) {
+		t.Fatalf("the stalled subscriber's call: %v, want ErrEvicted", err)
+	}
+	if st := stats(); st.Fanout.Evictions != 1 {
+		t.Fatalf("%d evictions, want 1", st.Fanout.Evictions)
+	}
+}
+
 // A Python lossy subscriber on a fan-out ring that a Go producer laps: every
 // message it gets is whole and in order, and the losses it is told of
 // account for every gap.
