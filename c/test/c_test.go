@@ -1007,8 +1007,11 @@ func TestCSubscribers(t *testing.T) {
 	}
 	// What the ring said as the two were stopped, and the fewest producers
 	// it counted attached while the stream ran: evidence for a failure
-	// seen twice in CI, where the stalled subscriber read the end of the
-	// stream at about the 30,000th message and was never evicted.
+	// seen three times in .ci/run's sanitized and 32-bit builds, where the
+	// stalled subscriber read the end of the stream at about the 30,000th
+	// message, just as it was stopped, and was never evicted. (The ring
+	// then showed it alive, holding the frontier, with one producer
+	// attached.)
 	atStop, _ := r.Stats()
 	var fewest atomic.Int64
 	fewest.Store(-1)
@@ -1022,7 +1025,9 @@ func TestCSubscribers(t *testing.T) {
 				return
 			case <-time.After(200 * time.Microsecond):
 			}
-			if st, err := r.Stats(); err == nil {
+			// Only while the producer has messages left to send: once
+			// it has sent them all it closes, and the count drops.
+			if st, err := r.Stats(); err == nil && len(st.Slots) == 1 && st.Slots[0].Messages < count {
 				if n := int64(st.Attached); fewest.Load() < 0 || n < fewest.Load() {
 					fewest.Store(n)
 				}
@@ -1059,7 +1064,7 @@ func TestCSubscribers(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(stalled.stdout.String()), &sres); err != nil || scode != 1 || !sres.Evicted {
 		stop, _ := json.Marshal(atStop)
-		t.Fatalf("stalled C subscriber: exit %d, %+v, %v\n%s\nfewest producers seen attached while the stream ran: %d\nring when stopped: %s",
+		t.Fatalf("stalled C subscriber: exit %d, %+v, %v\n%s\nfewest producers seen attached while the producer had messages left: %d\nring when stopped: %s",
 			scode, sres, err, stalled, fewest.Load(), stop)
 	}
 	if err := goSub.Wait(); err != nil {
