@@ -2,7 +2,10 @@
 
 package ring
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"unsafe"
+)
 
 // storeRelease64 stores v at addr with release semantics: every store before
 // it in program order is visible to another CPU before this one is. Unlike
@@ -33,3 +36,28 @@ func spinPause()
 // keeps loads in order, and the compiler does not move a load past an
 // atomic one.
 func loadFence(*atomic.Uint64) {}
+
+// prefetchWrite asks for the cache line at addr in a state this CPU may
+// write (PREFETCHW), ahead of the stores to it: the request for ownership,
+// which takes the line from the core that read it last (the consumer's),
+// then runs while this CPU does other work, instead of in the drain of
+// the store buffer that the next locked instruction waits for. Call it
+// only where hasPrefetchWrite.
+//
+//go:noescape
+func prefetchWrite(addr unsafe.Pointer)
+
+// hasPrefetchWrite reports whether the CPU has PREFETCHW (CPUID
+// 0x80000001, ECX bit 8).
+var hasPrefetchWrite = func() bool {
+	if max, _, _, _ := cpuid(0x80000000, 0); max < 0x80000001 {
+		return false
+	}
+	_, _, ecx, _ := cpuid(0x80000001, 0)
+	return ecx&(1<<8) != 0
+}()
+
+// cpuid executes CPUID with the given EAX and ECX.
+//
+//go:noescape
+func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)

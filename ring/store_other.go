@@ -2,7 +2,10 @@
 
 package ring
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"unsafe"
+)
 
 // storeRelease64 falls back to a sequentially consistent store where there
 // is no assembly release store, and under the race detector, which sees
@@ -22,3 +25,9 @@ func spinPause() {}
 // read-modify-write of a word of the caller's, a full fence on every
 // processor Go supports.
 func loadFence(w *atomic.Uint64) { w.Add(0) }
+
+// prefetchWrite does nothing where there is no assembly prefetch to call.
+func prefetchWrite(addr unsafe.Pointer) {}
+
+// hasPrefetchWrite is false: prefetchWrite does nothing.
+const hasPrefetchWrite = false
