@@ -54,6 +54,7 @@ type Consumer struct {
 	name     string // ConsumerOptions.Name, for errors
 
 	empties uint32 // empty polls, to look at the peers now and then
+	small   bool   // the last message was a small record (prefetchSmall)
 
 	messages, bytes, wakes, recovered, reaped, corrupt uint64 // mirrored into the consumer line
 
@@ -216,6 +217,7 @@ func (c *Consumer) advance(pos, n uint64) {
 	c.head = pos
 	c.messages++
 	c.bytes += n
+	c.small = recordSize(n) <= prefetchSmall
 }
 
 // publishDue publishes the head once capacity/8 bytes have been consumed
@@ -301,6 +303,14 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 			return off, n, after, ok, err
 		}
 		return 0, 0, 0, false, io.EOF
+	}
+	if c.small {
+		// The next record is likely small too: its header's line is
+		// the one polled, and its payload probably ends in the next.
+		// Asking for that line at each empty look brings it as soon as
+		// the producer has written it, which comes before the header:
+		// the trip for it is then off the critical path.
+		prefetchRead(unsafe.Pointer(&c.r.data[(c.head&^(cacheLine-1)+cacheLine)&c.r.mask]))
 	}
 	if c.r.Removed() {
 		// Nobody will write it again: new claims check the mark. A

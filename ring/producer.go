@@ -349,6 +349,7 @@ func (p *Producer) commitAs(n, kind uint32, msgs, bytes uint64) {
 const (
 	prefetchAhead = 192
 	prefetchSmall = 256
+	cacheLine     = 64 // the processor's, on amd64 (LineSize is the layout's)
 )
 
 // commitFence orders the commit before the load of the waiter count: a full

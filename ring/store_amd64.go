@@ -61,3 +61,9 @@ var hasPrefetchWrite = func() bool {
 //
 //go:noescape
 func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
+
+// prefetchRead asks for the cache line at addr to be read (PREFETCHT0,
+// which every amd64 CPU has).
+//
+//go:noescape
+func prefetchRead(addr unsafe.Pointer)

@@ -31,3 +31,6 @@ func prefetchWrite(addr unsafe.Pointer) {}
 
 // hasPrefetchWrite is false: prefetchWrite does nothing.
 const hasPrefetchWrite = false
+
+// prefetchRead does nothing where there is no assembly prefetch to call.
+func prefetchRead(addr unsafe.Pointer) {}
