@@ -35,6 +35,7 @@ import (
 	"github.com/shmring/shmring"
 	"github.com/shmring/shmring/internal/stream"
 	"github.com/shmring/shmring/ring"
+	"golang.org/x/sys/unix"
 )
 
 // TestMain runs the child of TestKilledMidClaim when asked to.
@@ -1034,6 +1035,8 @@ func TestCSubscribers(t *testing.T) {
 			}
 		}
 	}()
+	var stopped unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &stopped) // the clock of cconsumer's end_ns
 	lossy.cmd.Process.Signal(syscall.SIGSTOP)
 	stalled.cmd.Process.Signal(syscall.SIGSTOP)
 	time.Sleep(300 * time.Millisecond)
@@ -1060,10 +1063,14 @@ func TestCSubscribers(t *testing.T) {
 	}
 	scode := stalled.wait(t, time.Minute)
 	var sres struct {
-		Evicted bool `json:"evicted"`
+		Evicted bool  `json:"evicted"`
+		EndNs   int64 `json:"end_ns"`
 	}
 	if err := json.Unmarshal([]byte(stalled.stdout.String()), &sres); err != nil || scode != 1 || !sres.Evicted {
 		stop, _ := json.Marshal(atStop)
+		if sres.EndNs != 0 {
+			t.Logf("the stalled subscriber read the end of the stream %v after the signal to stop it was sent", time.Duration(sres.EndNs-stopped.Nano()))
+		}
 		t.Fatalf("stalled C subscriber: exit %d, %+v, %v\n%s\nfewest producers seen attached while the producer had messages left: %d\nring when stopped: %s",
 			scode, sres, err, stalled, fewest.Load(), stop)
 	}

@@ -60,11 +60,13 @@ int main(int argc, char **argv) {
 	static int finished[MAX_IDS], seen[MAX_IDS];
 	uint64_t messages = 0, corrupt = 0, out_of_order = 0, lost_reported = 0, laps = 0;
 	int end = 0, evicted = 0;
+	int64_t end_ns = 0; /* CLOCK_MONOTONIC when the end of the stream came */
 	for (;;) {
 		size_t n;
 		rc = shmring_recv(c, buf, cap, &n, (int64_t)idle * 1000000000LL);
 		if (rc == SHMRING_EOF) {
 			end = 1;
+			end_ns = stream_now();
 			break;
 		}
 		if (rc == SHMRING_ELOST) {
@@ -122,10 +124,10 @@ int main(int argc, char **argv) {
 	struct shmring_consumer_stats st;
 	shmring_consumer_stats_of(c, &st);
 	printf("{\"messages\":%llu,\"producers\":%d,\"lost\":%llu,\"out_of_order\":%llu,\"corrupt\":%llu,\"finished\":%s,\"end\":%s,\"recovered\":%llu,\"dead_producers\":%llu,"
-	       "\"lost_reported\":%llu,\"laps\":%llu,\"evicted\":%s}\n",
+	       "\"lost_reported\":%llu,\"laps\":%llu,\"evicted\":%s,\"end_ns\":%lld}\n",
 	       (unsigned long long)messages, nprod, (unsigned long long)lost, (unsigned long long)out_of_order, (unsigned long long)corrupt,
 	       all_finished ? "true" : "false", end ? "true" : "false", (unsigned long long)st.recovered, (unsigned long long)st.reaped,
-	       (unsigned long long)lost_reported, (unsigned long long)laps, evicted ? "true" : "false");
+	       (unsigned long long)lost_reported, (unsigned long long)laps, evicted ? "true" : "false", (long long)end_ns);
 	shmring_consumer_close(c);
 	shmring_close(r);
 	free(buf);
