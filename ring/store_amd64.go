@@ -50,7 +50,7 @@ func prefetchWrite(addr unsafe.Pointer)
 // hasPrefetchWrite reports whether the CPU has PREFETCHW (CPUID
 // 0x80000001, ECX bit 8).
 var hasPrefetchWrite = func() bool {
-	if max, _, _, _ := cpuid(0x80000000, 0); max < 0x80000001 {
+	if top, _, _, _ := cpuid(0x80000000, 0); top < 0x80000001 {
 		return false
 	}
 	_, _, ecx, _ := cpuid(0x80000001, 0)
