@@ -342,8 +342,8 @@ func (p *Producer) commitAs(n, kind uint32, msgs, bytes uint64) {
 // those requests are made as the stores retire, and an atomic operation
 // after the commit waits for all of them: a Conn's Write, which takes and
 // releases a lock, spent more than half its time there. With it, a 64-byte
-// stream through a Conn went from 7.0-7.5 to 11.4-13.0 M messages a second,
-// and through a bare ring from 29-38 to 37-41 M (cmd/shmbench, alternated
+// stream through a Conn went from 6.9-7.7 to 11.1-13.0 M messages a second,
+// and through a bare ring from 29-38 to 34-41 M (cmd/shmbench, alternated
 // runs). For records of 1 KiB, prefetching 192 bytes ahead made a Conn
 // stream 15-25% slower, hence the limit to small records.
 const (

@@ -19,10 +19,11 @@ import (
 //
 // A waiter first polls for Spin, yielding the processor (runtime.Gosched)
 // every 16 looks so that the goroutines its process readied run meanwhile
-// (except under NoPark, for callers who own their cores), then polls while yielding at every look until Spin+Yield has passed, then
-// sleeps in the kernel on a doorbell until the other side rings it. Spinning
-// costs one core while it lasts and reacts in about a cache-line transfer
-// (~0.1-0.5 µs here); a kernel sleep costs nothing while idle but about 20 µs to wake
+// (except under NoPark, for callers who own their cores), then polls while
+// yielding at every look until Spin+Yield has passed, then sleeps in the
+// kernel on a doorbell until the other side rings it. Spinning costs one
+// core while it lasts and reacts in about a cache-line transfer (~0.1-0.5
+// µs here); a kernel sleep costs nothing while idle but about 20 µs to wake
 // (tools/floor measures both on a machine). Peers ring a doorbell only when
 // its waiter count is non-zero, so no wake-up system call is made while the
 // other side is spinning.
@@ -344,11 +345,11 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 // once. It sleeps at once from then on if sleeping at once got this side
 // through clearly more messages per second (parkMargin), or if most of the
 // spinning waits ended asleep anyway and spinning was not measurably
-// faster (spinMargin; a feed whose rate the sender sets, slower than the window: the
-// spins only burn a CPU); otherwise it spins. Where both go as fast and
-// spins catch messages, spinning keeps its lower latency. A spinning
-// waiter yields to the process's other goroutines every few looks, so
-// that spinning does not hold up the goroutines it readied.
+// faster (spinMargin; a feed whose rate the sender sets, slower than the
+// window: the spins only burn a CPU); otherwise it spins. Where both go as
+// fast and spins catch messages, spinning keeps its lower latency. A
+// spinning waiter yields to the process's other goroutines every few
+// looks, so that spinning does not hold up the goroutines it readied.
 type spinControl struct {
 	phase         int  // exploit, exploreSpin or explorePark
 	park          bool // the choice exploited: sleep at once
