@@ -299,7 +299,9 @@ func (l *Listener) accept(id uuid.UUID, pid int) (c *Conn, err error) {
 }
 
 // Dial connects to the listener name, waiting for the server to accept
-// until ctx ends. WithCapacity sets the capacity of each of the
+// until ctx ends. A listener whose server process has ended refuses at
+// once (ErrRefused), also when the server dies while Dial waits, and Dial
+// then removes that listener's ring unless a process has it open. WithCapacity sets the capacity of each of the
 // connection's rings (default DefaultConnCapacity); the rings get the
 // listener's permission bits, so that the server can open them.
 func Dial(ctx context.Context, name string, opts ...Option) (*Conn, error) {
@@ -317,6 +319,10 @@ func dial(ctx context.Context, name string, opts []Option) (*Conn, error) {
 		return nil, err
 	}
 	defer lr.Close()
+	server, err := listening(lr)
+	if err != nil {
+		return nil, refuse(lr, name, err)
+	}
 	perm := o.perm
 	if fi, err := os.Stat(lr.Path()); err == nil {
 		perm = fi.Mode().Perm() // where names are files: the listener's bits
@@ -371,12 +377,12 @@ func dial(ctx context.Context, name string, opts []Option) (*Conn, error) {
 		return fail(err)
 	}
 	var ans [handshakeSize]byte
-	n, err := c.c.Recv(ctx, ans[:])
+	n, err := awaitAnswer(ctx, c.c, lr, server, ans[:])
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, ErrRingRemoved) {
 			err = ErrRefused
 		}
-		return fail(err)
+		return fail(refuse(lr, name, err))
 	}
 	if n != handshakeSize || string(ans[:8]) != acceptMagic {
 		return fail(fmt.Errorf("%w: the server's answer is not one", ErrRefused))
@@ -384,6 +390,81 @@ func dial(ctx context.Context, name string, opts []Option) (*Conn, error) {
 	c.remote.PID = int(binary.LittleEndian.Uint32(ans[8:]))
 	c.watchPeer()
 	return c, nil
+}
+
+// errServerGone is why a dial is refused whose listener has no live
+// server.
+var errServerGone = fmt.Errorf("%w: no server is listening (its process ended)", ErrRefused)
+
+// listening returns the PID of the process serving the listener ring lr,
+// or errServerGone if none is: its consumer line is not attached, or its
+// liveness lock is free (the server died). A request sent to it would
+// never be answered.
+func listening(lr *Ring) (pid int, err error) {
+	st, err := lr.Stats()
+	if err != nil {
+		return 0, err
+	}
+	if !st.Consumer.Attached || !st.Consumer.Alive {
+		return 0, errServerGone
+	}
+	return int(st.Consumer.PID), nil
+}
+
+// refuse passes err on; if it says that the listener's server is gone, it
+// first removes the listener ring lr (name) unless a process has it open
+// (a new server may have replaced it already), so that a dead server's
+// listener does not stay behind in /dev/shm once a client has found it.
+func refuse(lr *Ring, name string, err error) error {
+	if errors.Is(err, errServerGone) {
+		lr.Close()
+		RemoveIfUnused(name)
+	}
+	return err
+}
+
+// awaitAnswer receives the server's answer into buf, until ctx ends or the
+// server is gone. The server's process is watched where it can be; the PID
+// in the listener ring is only a hint, so a reported end is confirmed by
+// the listener's liveness lock, which is also looked at every liveness
+// interval regardless.
+func awaitAnswer(ctx context.Context, c *Consumer, lr *Ring, server int, buf []byte) (int, error) {
+	var died chan struct{} // closed when the server's process ends; nil: not watched
+	if server > 0 && server != os.Getpid() {
+		ch := make(chan struct{})
+		var once sync.Once
+		if stop, err := peerwatch.Watch(server, func() { once.Do(func() { close(ch) }) }); err == nil {
+			defer stop()
+			died = ch
+		}
+	}
+	for {
+		sctx, cancel := context.WithTimeout(ctx, ring.DefaultLiveness)
+		if died != nil {
+			go func() {
+				select {
+				case <-died:
+					cancel()
+				case <-sctx.Done():
+				}
+			}()
+		}
+		n, err := c.Recv(sctx, buf)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			return n, err // answered, given up by the caller, or failed
+		}
+		if _, err := listening(lr); err != nil {
+			return 0, err
+		}
+		select {
+		case <-died:
+			// The watched process ended, yet the listener's lock is
+			// held: the PID was not the server's. Look on the timer.
+			died = nil
+		default:
+		}
+	}
 }
 
 // connNames returns the names of connection id's rings: client to server,

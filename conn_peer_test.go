@@ -119,17 +119,75 @@ func TestConnServerKilled(t *testing.T) {
 	if !errors.Is(werr, shmring.ErrPeerDead) {
 		t.Fatalf("Write after the server was killed: %v, want ErrPeerDead", werr)
 	}
+	for _, left := range named(t, name+".") {
+		t.Errorf("a connection's ring left named after the server died: %s", left)
+	}
+}
+
+// named lists the rings whose names begin with prefix; none where names
+// are kernel objects that go with their last handle (List is not
+// supported there).
+func named(t *testing.T, prefix string) []string {
+	t.Helper()
 	rings, err := shmring.List()
 	if errors.Is(err, shmring.ErrNotSupported) {
-		return // names there are kernel objects: they go with the last handle
+		return nil
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	var names []string
 	for _, r := range rings {
-		if strings.HasPrefix(r.Name, name+".") {
-			t.Errorf("a connection's ring left named after the server died: %s", r.Name)
+		if strings.HasPrefix(r.Name, prefix) {
+			names = append(names, r.Name)
 		}
+	}
+	return names
+}
+
+// TestDialDeadServer: a dial to a listener whose server process was killed
+// is refused at once (a Unix socket's ECONNREFUSED), not left waiting for
+// an answer that cannot come until the caller's context ends, whether the
+// server died before the dial or while it waited; and the dead server's
+// listener ring, which nobody else has open, is removed on the way.
+func TestDialDeadServer(t *testing.T) {
+	for _, during := range []bool{false, true} {
+		t.Run(fmt.Sprintf("during=%v", during), func(t *testing.T) {
+			name := ringName(t)
+			t.Cleanup(func() { shmring.RemoveIfUnused(name) })
+			cmd, lines, stderr := childLines(t, "listener", "SHMRING_TEST_NAME="+name, "SHMRING_TEST_NOACCEPT=1")
+			if l := nextLine(t, lines, stderr); l != "listening" {
+				t.Fatalf("child: %q", l)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			if !during {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}
+			go func() {
+				c, err := shmring.Dial(ctx, name)
+				if err == nil {
+					c.Close()
+				}
+				done <- err
+			}()
+			if during {
+				time.Sleep(50 * time.Millisecond) // the dial is waiting for the answer
+				cmd.Process.Kill()
+			}
+			err := <-done
+			// Where names are kernel objects (Windows), the listener
+			// went with its server: nothing left to dial.
+			gone := runtime.GOOS == "windows" && !during && errors.Is(err, os.ErrNotExist)
+			if !errors.Is(err, shmring.ErrRefused) && !gone || ctx.Err() != nil {
+				t.Fatalf("dial to a dead server: %v (context: %v), want ErrRefused before the context ends", err, ctx.Err())
+			}
+			for _, left := range named(t, name) {
+				t.Errorf("left named after the refused dial: %s", left)
+			}
+		})
 	}
 }
 
