@@ -139,7 +139,8 @@ func Listen(name string, opts ...Option) (*Listener, error) {
 func (l *Listener) Addr() net.Addr { return Addr{Name: l.name} }
 
 // Close stops the listener: a blocked Accept returns an error wrapping
-// net.ErrClosed, dialers get an error, and the listener's ring is removed.
+// net.ErrClosed, dials waiting to be accepted and later ones are refused,
+// and the listener's ring is removed.
 // Connections already accepted stay open.
 func (l *Listener) Close() error {
 	if l.closed.Swap(true) {
@@ -148,10 +149,34 @@ func (l *Listener) Close() error {
 	l.cancel()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.refuseBacklog()
 	l.c.Close()
 	err := l.r.Remove()
 	sweep(l.name)
 	return errors.Join(err, l.r.Close())
+}
+
+// refuseBacklog refuses the dials waiting to be accepted: removing a
+// dialer's rings marks them, which ends its wait at once with ErrRefused.
+// l.mu is held.
+func (l *Listener) refuseBacklog() {
+	var req [handshakeSize]byte
+	for {
+		var n int
+		err := Guarded(func() error {
+			var rerr error
+			n, rerr = l.c.TryRecv(req[:])
+			return rerr
+		})
+		if err != nil {
+			return // empty, or a ring a dialer broke: its dialers wait for the look at the server
+		}
+		if id, _, ok := parseConnect(req[:n]); ok {
+			up, down := connNames(l.name, id)
+			Remove(up)
+			Remove(down)
+		}
+	}
 }
 
 // sweep removes the rings of connections to the listener name that no
@@ -394,18 +419,18 @@ func dial(ctx context.Context, name string, opts []Option) (*Conn, error) {
 
 // errServerGone is why a dial is refused whose listener has no live
 // server.
-var errServerGone = fmt.Errorf("%w: no server is listening (its process ended)", ErrRefused)
+var errServerGone = fmt.Errorf("%w: no server is listening", ErrRefused)
 
 // listening returns the PID of the process serving the listener ring lr,
-// or errServerGone if none is: its consumer line is not attached, or its
-// liveness lock is free (the server died). A request sent to it would
-// never be answered.
+// or errServerGone if none is: its consumer line is not attached, its
+// liveness lock is free (the server died), or the ring is marked removed
+// (closed, or replaced). A request sent to it would never be answered.
 func listening(lr *Ring) (pid int, err error) {
 	st, err := lr.Stats()
 	if err != nil {
 		return 0, err
 	}
-	if !st.Consumer.Attached || !st.Consumer.Alive {
+	if !st.Consumer.Attached || !st.Consumer.Alive || st.Removed {
 		return 0, errServerGone
 	}
 	return int(st.Consumer.PID), nil

@@ -357,3 +357,36 @@ func TestManyIdleConns(t *testing.T) {
 		}
 	}
 }
+
+// TestListenerCloseDuringDial: a dial waiting to be accepted when the
+// listener closes is refused (ErrRefused), not left waiting for its
+// context; its rings are gone with it.
+func TestListenerCloseDuringDial(t *testing.T) {
+	name := ringName(t)
+	l, err := shmring.Listen(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		c, err := shmring.Dial(ctx, name)
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	// Wait until the request is in the backlog: the dialer's two rings
+	// exist (where names can be listed; elsewhere a moment).
+	for i := 0; i < 1000 && len(named(t, name+".")) < 2; i++ {
+		time.Sleep(time.Millisecond)
+	}
+	l.Close()
+	if err := <-done; !errors.Is(err, shmring.ErrRefused) || ctx.Err() != nil {
+		t.Fatalf("dial during Close: %v (context: %v), want ErrRefused before the context ends", err, ctx.Err())
+	}
+	for _, left := range named(t, name) {
+		t.Errorf("left named: %s", left)
+	}
+}
