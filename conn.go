@@ -426,6 +426,10 @@ var errServerGone = fmt.Errorf("%w: no server is listening", ErrRefused)
 // liveness lock is free (the server died), or the ring is marked removed
 // (closed, or replaced). A request sent to it would never be answered.
 func listening(lr *Ring) (pid int, err error) {
+	if info := lr.Info(); !info.MultiProducer || info.MaxMessage != handshakeSize {
+		// Not made by Listen: whoever reads it would not answer.
+		return 0, fmt.Errorf("%w: %s is a ring, not a listener", ErrRefused, lr.name)
+	}
 	st, err := lr.Stats()
 	if err != nil {
 		return 0, err

@@ -191,6 +191,32 @@ func TestDialDeadServer(t *testing.T) {
 	}
 }
 
+// TestDialNotListener: a dial to a ring that Listen did not make (a plain
+// ring with a live consumer, which would never answer) is refused at once,
+// and the ring is left alone.
+func TestDialNotListener(t *testing.T) {
+	name := ringName(t)
+	r, err := shmring.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shmring.Remove(name)
+	defer r.Close()
+	c, err := r.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := shmring.Dial(ctx, name); !errors.Is(err, shmring.ErrRefused) || ctx.Err() != nil {
+		t.Fatalf("dial to a plain ring: %v (context: %v), want ErrRefused before the context ends", err, ctx.Err())
+	}
+	if _, err := c.TryRecv(make([]byte, c.MaxMessage())); !errors.Is(err, shmring.ErrEmpty) {
+		t.Fatalf("the plain ring's consumer found %v, want nothing (ErrEmpty)", err)
+	}
+}
+
 // TestListenerScribbled: a hostile process with access to the listener
 // writes garbage over its ring's control lines. The server must not stop:
 // its Accept replaces the ring, and a later dial connects.
