@@ -44,6 +44,16 @@ var ErrBacklogFull = errors.New("shmring: the listener's backlog is full")
 // ErrRefused is returned by Dial when the server refused the connection.
 var ErrRefused = errors.New("shmring: connection refused")
 
+// ErrPeerClosed is returned by a Conn's Write that waited for room while
+// the peer closed the connection: nothing written from then on would be
+// read. (A Write that finds room succeeds, as a socket's first write after
+// its peer closed does.)
+var ErrPeerClosed = errors.New("shmring: the peer closed the connection")
+
+// endWithConsumer makes a connection ring's producer end a wait for room
+// when the consumer, the peer, closes.
+var endWithConsumer Option = func(o *options) { o.endConsumer = true }
+
 // Network is the network name of shmring addresses.
 const Network = "shmring"
 
@@ -295,7 +305,7 @@ func (l *Listener) accept(id uuid.UUID, pid int) (c *Conn, err error) {
 	// No waiting for a creator to finish: the dialer finished both rings
 	// before it sent the request, and a hostile one must not hold Accept
 	// up for the other dialers.
-	ropts := []Option{WithWaitPolicy(l.opts.wait), WithEOF(true), WithEOFAfter(1), WithInitWait(0)}
+	ropts := []Option{WithWaitPolicy(l.opts.wait), WithEOF(true), WithEOFAfter(1), WithInitWait(0), endWithConsumer}
 	if l.opts.liveness > 0 {
 		ropts = append(ropts, WithLiveness(l.opts.liveness))
 	}
@@ -359,7 +369,7 @@ func dial(ctx context.Context, name string, opts []Option) (*Conn, error) {
 
 	id := uuid.New()
 	up, down := connNames(name, id)
-	copts := append(append([]Option(nil), opts...), WithCapacity(capacity), WithPerm(perm), WithEOF(true), WithEOFAfter(1))
+	copts := append(append([]Option(nil), opts...), WithCapacity(capacity), WithPerm(perm), WithEOF(true), WithEOFAfter(1), endWithConsumer)
 	in, err := Create(down, copts...)
 	if err != nil {
 		return nil, err
@@ -719,7 +729,8 @@ func (c *Conn) reaped() bool {
 }
 
 // Write writes b, as messages of at most MaxMessage bytes, waiting for room
-// until the write deadline. It returns ErrPeerDead if the peer died.
+// until the write deadline. It returns ErrPeerDead if the peer died, and
+// ErrPeerClosed if it waited for room while the peer closed.
 func (c *Conn) Write(b []byte) (n int, err error) {
 	defer c.guard("write", debug.SetPanicOnFault(true), &n, &err)
 	c.wmu.Lock()
@@ -797,6 +808,8 @@ func (c *Conn) send(msg []byte) error {
 		return os.ErrDeadlineExceeded
 	case errors.Is(err, ErrConsumerDead), errors.Is(err, ErrRingRemoved):
 		return ErrPeerDead
+	case errors.Is(err, ring.ErrConsumerClosed):
+		return ErrPeerClosed
 	}
 	return err
 }

@@ -390,3 +390,36 @@ func TestListenerCloseDuringDial(t *testing.T) {
 		t.Errorf("left named: %s", left)
 	}
 }
+
+// TestWriteAfterPeerClose: a Write that needs room the peer will never make,
+// because the peer closed, fails with ErrPeerClosed, both when the peer
+// closed before the Write and while the Write waited, instead of waiting
+// for its deadline (for ever without one).
+func TestWriteAfterPeerClose(t *testing.T) {
+	for _, during := range []bool{false, true} {
+		t.Run(fmt.Sprintf("during=%v", during), func(t *testing.T) {
+			l := listen(t)
+			client, server, err := pipe(t, l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			if !during {
+				server.Close()
+			} else {
+				go func() {
+					time.Sleep(50 * time.Millisecond) // the Write fills the ring and waits
+					server.Close()
+				}()
+			}
+			client.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			n, err := client.Write(make([]byte, 1<<20)) // more than the ring holds
+			if !errors.Is(err, shmring.ErrPeerClosed) {
+				t.Fatalf("Write of 1 MiB to a closed peer: %d bytes, %v; want ErrPeerClosed", n, err)
+			}
+			if n >= 1<<20 {
+				t.Fatalf("Write wrote all %d bytes with nobody to read them", n)
+			}
+		})
+	}
+}

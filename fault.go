@@ -49,7 +49,7 @@ func attach(seg *shm.Segment) (r *ring.Ring, err error) {
 
 func (r *Ring) newProducer() (p *ring.Producer, err error) {
 	defer ring.CatchFault(debug.SetPanicOnFault(true), &err)
-	return r.r.NewProducer(ring.ProducerOptions{Wait: r.opts.wait, Liveness: r.opts.liveness, WaitForConsumer: r.opts.waitConsumer, Name: r.name})
+	return r.r.NewProducer(ring.ProducerOptions{Wait: r.opts.wait, Liveness: r.opts.liveness, WaitForConsumer: r.opts.waitConsumer, EndWithConsumer: r.opts.endConsumer, Name: r.name})
 }
 
 func (r *Ring) newConsumer() (c *ring.Consumer, err error) {

@@ -49,6 +49,7 @@ type options struct {
 	slots        uint32
 	liveness     time.Duration
 	waitConsumer bool
+	endConsumer  bool // a connection's ring: a wait for room ends when its consumer closes
 	eofAfter     uint64
 	replace      bool
 	subscribers  uint32        // WithSubscribers

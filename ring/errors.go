@@ -49,6 +49,10 @@ var (
 	// still marked attached), unless the producer was told to wait for a
 	// new consumer.
 	ErrConsumerDead = errors.New("ring: the consumer died")
+	// ErrConsumerClosed is returned by a producer with
+	// ProducerOptions.EndWithConsumer waiting for room when the ring's
+	// consumer line is not attached: its consumer closed.
+	ErrConsumerClosed = errors.New("ring: the consumer closed")
 	// ErrRingRemoved is returned by producer calls, by consumer calls once
 	// the ring is drained, and by NewProducer and NewConsumer, when the
 	// ring has been marked removed (MarkRemoved): its name was removed, or

@@ -49,7 +49,7 @@ func imageOf(tb testing.TB, c Config) []byte {
 }
 
 var sentinels = []error{ErrBadMagic, ErrVersion, ErrSize, ErrBadHeader, ErrNotReady, ErrBadConfig, ErrCorrupt,
-	ErrTooLarge, ErrFull, ErrEmpty, ErrProducerBusy, ErrConsumerBusy, ErrConsumerDead, ErrRingRemoved, ErrClosed, ErrShortBuffer, io.EOF,
+	ErrTooLarge, ErrFull, ErrEmpty, ErrProducerBusy, ErrConsumerBusy, ErrConsumerDead, ErrConsumerClosed, ErrRingRemoved, ErrClosed, ErrShortBuffer, io.EOF,
 	ErrFanout, ErrNotFanout, ErrSubscribersFull, ErrEvicted, ErrLost}
 
 func checkErr(t *testing.T, what string, err error) {

@@ -145,6 +145,11 @@ func (r *Ring) reap(head uint64) (int, error) {
 	return freed, nil
 }
 
+// consumerAttached reports whether the consumer line is marked attached.
+func (r *Ring) consumerAttached() bool {
+	return atomic.LoadUint32(r.u32(offConsumer+consState)) == consAttached
+}
+
 // consumerDead reports whether the consumer line is marked attached while
 // nobody holds its lock. The consumer attach count, loaded before and after,
 // tells a dead consumer from one that detached and was replaced meanwhile.

@@ -23,6 +23,8 @@ type Producer struct {
 	// fanMulti (a multi-producer fan-out ring) rings the space doorbell
 	// after each commit, for producers waiting for it to move the frontier.
 	fanMulti bool
+	// endWithConsumer: ProducerOptions.EndWithConsumer.
+	endWithConsumer bool
 
 	tail uint64 // single producer: next position to write, owned by this producer
 	head uint64 // cached consumer head: reloaded only when the ring looks full
@@ -67,6 +69,12 @@ type ProducerOptions struct {
 	// has died, for a new consumer to drain the ring. Without it the wait
 	// ends with ErrConsumerDead.
 	WaitForConsumer bool
+	// EndWithConsumer ends a wait for room with ErrConsumerClosed once the
+	// consumer line is not attached (its consumer closed, and rang the
+	// space doorbell as it left): for a ring whose one consumer never
+	// comes back, a connection's. Only a wait looks; a call that finds
+	// room does not.
+	EndWithConsumer bool
 	// Name, if set, names the ring in the producer's errors (see
 	// ErrorNamed).
 	Name string
@@ -84,7 +92,7 @@ func (r *Ring) NewProducer(o ProducerOptions) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Producer{r: r, slot: slot, slotOff: r.slot(slot), multi: r.multi()}
+	p := &Producer{r: r, slot: slot, slotOff: r.slot(slot), multi: r.multi(), endWithConsumer: o.EndWithConsumer}
 	p.kind = KindMessage | p.slot<<kindSlotShift
 	head := atomic.LoadUint64(r.head)
 	tail := atomic.LoadUint64(r.tail)
@@ -159,7 +167,13 @@ func (p *Producer) Reserve(ctx context.Context, n int) ([]byte, error) {
 	if !ok && err == nil {
 		p.fullWaits++
 		storeRelease64(p.r.u64(p.slotOff+slotFullWaits), p.fullWaits)
-		err = p.wait.wait(ctx, p.r.spaceDoor, func() (bool, error) { return p.claim(rec) })
+		err = p.wait.wait(ctx, p.r.spaceDoor, func() (bool, error) {
+			ok, err := p.claim(rec)
+			if !ok && err == nil && p.endWithConsumer && !p.r.consumerAttached() {
+				err = ErrConsumerClosed
+			}
+			return ok, err
+		})
 	}
 	if err != nil {
 		return nil, p.fail(err)

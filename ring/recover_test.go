@@ -219,6 +219,49 @@ func TestSingleProducerResumesAfterCommitted(t *testing.T) {
 	}
 }
 
+// TestProducerEndWithConsumer: with EndWithConsumer, a producer waiting for
+// room ends with ErrConsumerClosed when the consumer closes (woken by the
+// close, not by its deadline), and a later wait ends at once; without it,
+// the wait goes on, for a consumer may come back.
+func TestProducerEndWithConsumer(t *testing.T) {
+	for _, kind := range []Config{{Capacity: 256}, {Capacity: 256, MultiProducer: true, Slots: 2}} {
+		r := heapRing(t, kind)
+		c, err := r.NewConsumer(ConsumerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ending, err := r.NewProducer(ProducerOptions{EndWithConsumer: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ending.TrySend(make([]byte, 50)) == nil {
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		done := make(chan error, 1)
+		go func() { done <- ending.Send(ctx, make([]byte, 50)) }()
+		time.Sleep(20 * time.Millisecond) // the Send is waiting
+		c.Close()
+		if err := <-done; !errors.Is(err, ErrConsumerClosed) || ctx.Err() != nil {
+			t.Fatalf("%+v: a wait for room as the consumer closed: %v (context: %v), want ErrConsumerClosed", kind, err, ctx.Err())
+		}
+		if err := ending.Send(ctx, make([]byte, 50)); !errors.Is(err, ErrConsumerClosed) {
+			t.Fatalf("%+v: a wait for room after the consumer closed: %v, want ErrConsumerClosed", kind, err)
+		}
+		cancel()
+		ending.Close()
+		patient, err := r.NewProducer(ProducerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+		if err := patient.Send(ctx, make([]byte, 50)); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%+v: without EndWithConsumer: %v, want the wait to last until its deadline", kind, err)
+		}
+		cancel()
+		patient.Close()
+	}
+}
+
 func TestProducerSeesDeadConsumer(t *testing.T) {
 	r := heapRing(t, Config{Capacity: 256, MultiProducer: true, Slots: 2})
 	c, err := r.NewConsumer(ConsumerOptions{})
