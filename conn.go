@@ -411,8 +411,14 @@ func dial(ctx context.Context, name string, opts []Option) (*Conn, error) {
 	if err != nil {
 		return fail(err)
 	}
+	// Watch the server's process from now on: a server that dies before
+	// it answers never will. The watch stays the connection's.
+	wctx, stopWait := context.WithCancel(ctx)
+	defer stopWait()
+	c.remote.PID = server
+	c.watchPeerThen(stopWait)
 	var ans [handshakeSize]byte
-	n, err := awaitAnswer(ctx, c.c, lr, server, ans[:])
+	n, err := awaitAnswer(ctx, wctx, c.c, lr, ans[:])
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, ErrRingRemoved) {
 			err = ErrRefused
@@ -422,8 +428,17 @@ func dial(ctx context.Context, name string, opts []Option) (*Conn, error) {
 	if n != handshakeSize || string(ans[:8]) != acceptMagic {
 		return fail(fmt.Errorf("%w: the server's answer is not one", ErrRefused))
 	}
-	c.remote.PID = int(binary.LittleEndian.Uint32(ans[8:]))
-	c.watchPeer()
+	if pid := int(binary.LittleEndian.Uint32(ans[8:])); pid != server || c.peerDead.Load() {
+		// The listener's PID was not the answering process's: watch
+		// the one that answered.
+		if c.stopPeer != nil {
+			c.stopPeer()
+			c.stopPeer = nil
+		}
+		c.peerDead.Store(false)
+		c.remote.PID = pid
+		c.watchPeer()
+	}
 	return c, nil
 }
 
@@ -440,14 +455,14 @@ func listening(lr *Ring) (pid int, err error) {
 		// Not made by Listen: whoever reads it would not answer.
 		return 0, fmt.Errorf("%w: %s is a ring, not a listener", ErrRefused, lr.name)
 	}
-	st, err := lr.Stats()
+	alive, server, removed, err := lr.consumerAlive()
 	if err != nil {
 		return 0, err
 	}
-	if !st.Consumer.Attached || !st.Consumer.Alive || st.Removed {
+	if !alive || removed {
 		return 0, errServerGone
 	}
-	return int(st.Consumer.PID), nil
+	return int(server), nil
 }
 
 // refuse passes err on; if it says that the listener's server is gone, it
@@ -463,31 +478,13 @@ func refuse(lr *Ring, name string, err error) error {
 }
 
 // awaitAnswer receives the server's answer into buf, until ctx ends or the
-// server is gone. The server's process is watched where it can be; the PID
-// in the listener ring is only a hint, so a reported end is confirmed by
-// the listener's liveness lock, which is also looked at every liveness
-// interval regardless.
-func awaitAnswer(ctx context.Context, c *Consumer, lr *Ring, server int, buf []byte) (int, error) {
-	var died chan struct{} // closed when the server's process ends; nil: not watched
-	if server > 0 && server != os.Getpid() {
-		ch := make(chan struct{})
-		var once sync.Once
-		if stop, err := peerwatch.Watch(server, func() { once.Do(func() { close(ch) }) }); err == nil {
-			defer stop()
-			died = ch
-		}
-	}
+// server is gone. wctx is ctx, also cancelled where the server's process
+// was watched and ended; the PID is only a hint, so the listener's liveness
+// lock confirms the end, and is looked at every liveness interval
+// regardless.
+func awaitAnswer(ctx, wctx context.Context, c *Consumer, lr *Ring, buf []byte) (int, error) {
 	for {
-		sctx, cancel := context.WithTimeout(ctx, ring.DefaultLiveness)
-		if died != nil {
-			go func() {
-				select {
-				case <-died:
-					cancel()
-				case <-sctx.Done():
-				}
-			}()
-		}
+		sctx, cancel := context.WithTimeout(wctx, ring.DefaultLiveness)
 		n, err := c.Recv(sctx, buf)
 		cancel()
 		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
@@ -496,12 +493,10 @@ func awaitAnswer(ctx context.Context, c *Consumer, lr *Ring, server int, buf []b
 		if _, err := listening(lr); err != nil {
 			return 0, err
 		}
-		select {
-		case <-died:
+		if wctx.Err() != nil {
 			// The watched process ended, yet the listener's lock is
 			// held: the PID was not the server's. Look on the timer.
-			died = nil
-		default:
+			wctx = ctx
 		}
 	}
 }
@@ -596,7 +591,11 @@ func newConn(in, out *Ring, name string, localPID, remotePID int, server bool) (
 
 // watchPeer watches the peer's process, where that can be done, so that a
 // Write to a dead peer fails at once (Read learns it from its ring).
-func (c *Conn) watchPeer() {
+func (c *Conn) watchPeer() { c.watchPeerThen(nil) }
+
+// watchPeerThen is watchPeer, also calling then (if not nil) when the
+// peer's process ends.
+func (c *Conn) watchPeerThen(then func()) {
 	if c.remote.PID == os.Getpid() {
 		c.selfPeer = true // it dies with this process: nothing to look for
 		return
@@ -604,7 +603,12 @@ func (c *Conn) watchPeer() {
 	if c.remote.PID <= 0 {
 		return
 	}
-	stop, err := peerwatch.Watch(c.remote.PID, func() { c.peerDead.Store(true) })
+	stop, err := peerwatch.Watch(c.remote.PID, func() {
+		c.peerDead.Store(true)
+		if then != nil {
+			then()
+		}
+	})
 	if err == nil {
 		c.stopPeer = stop
 	}

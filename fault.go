@@ -58,3 +58,15 @@ func (r *Ring) newConsumer() (c *ring.Consumer, err error) {
 }
 
 func (r *Ring) stats() (ring.Stats, error) { return stats(r.r) }
+
+// consumerAlive reports whether the ring's consumer is attached and alive,
+// its PID, and whether the ring is marked removed, guarded.
+func (r *Ring) consumerAlive() (alive bool, pid uint32, removed bool, err error) {
+	if err := r.acquire(); err != nil {
+		return false, 0, false, err
+	}
+	defer r.release()
+	defer ring.CatchFault(debug.SetPanicOnFault(true), &err)
+	alive, pid = r.r.ConsumerAlive()
+	return alive, pid, r.r.Removed(), nil
+}

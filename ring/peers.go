@@ -145,6 +145,18 @@ func (r *Ring) reap(head uint64) (int, error) {
 	return freed, nil
 }
 
+// ConsumerAlive reports whether a consumer is attached and alive (its
+// liveness lock held: a system call on a shared ring, made only when the
+// line is marked attached), and the PID its line names, a hint.
+func (r *Ring) ConsumerAlive() (alive bool, pid uint32) {
+	pid = atomic.LoadUint32(r.u32(offConsumer + consPID))
+	if !r.consumerAttached() {
+		return false, pid
+	}
+	held, err := r.locker.Locked(offConsumer)
+	return err == nil && held, pid
+}
+
 // consumerAttached reports whether the consumer line is marked attached.
 func (r *Ring) consumerAttached() bool {
 	return atomic.LoadUint32(r.u32(offConsumer+consState)) == consAttached
