@@ -88,9 +88,7 @@ func start(tb testing.TB, bin string, args ...string) *run {
 	tb.Helper()
 	r := &run{cmd: exec.Command(bin, args...)}
 	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
-	if err := r.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
+	r.cmd = startRetrying(tb, r.cmd)
 	tb.Cleanup(func() {
 		if r.cmd.ProcessState == nil {
 			r.cmd.Process.Kill()

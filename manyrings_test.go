@@ -146,9 +146,7 @@ func TestManyRingsManyProducers(t *testing.T) {
 					fmt.Sprint("SHMRING_TEST_COUNT=", count), fmt.Sprint("SHMRING_TEST_ID=", id))
 				var stderr strings.Builder
 				cmd.Stderr = &stderr
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
+				cmd = startRetrying(t, cmd)
 				t.Cleanup(func() {
 					cmd.Process.Kill()
 					cmd.Wait()

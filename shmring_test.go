@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -365,9 +367,7 @@ func startChild(tb testing.TB, role string, env ...string) (*exec.Cmd, *bytes.Bu
 	cmd := execChild(exe, role, env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
+	cmd = startRetrying(tb, cmd)
 	tb.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			cmd.Process.Kill()
@@ -401,6 +401,31 @@ func childConsumer(r *shmring.Ring, err error) (c *shmring.Consumer, done func()
 	}
 	fmt.Fprintln(os.Stderr, err)
 	return nil, nil
+}
+
+// startRetrying starts cmd and returns it, or a copy it started instead.
+// Under Wine, creating a process now and then fails with a system error
+// ("Internal error.", seen once in a local run of the whole CI) that says
+// nothing of the program, so on Windows such a failure is tried twice more
+// with a fresh copy of cmd. cmd's output must not be a pipe from
+// StdoutPipe or StderrPipe, which a failed Start closes.
+func startRetrying(tb testing.TB, cmd *exec.Cmd) *exec.Cmd {
+	tb.Helper()
+	for try := 1; ; try++ {
+		err := cmd.Start()
+		if err == nil {
+			return cmd
+		}
+		var errno syscall.Errno
+		if runtime.GOOS != "windows" || !errors.As(err, &errno) || try == 3 {
+			tb.Fatal(err)
+		}
+		tb.Logf("starting %s, try %d: %v", cmd.Path, try, err)
+		time.Sleep(100 * time.Millisecond)
+		next := exec.Command(cmd.Path, cmd.Args[1:]...)
+		next.Env, next.Dir, next.Stdin, next.Stdout, next.Stderr = cmd.Env, cmd.Dir, cmd.Stdin, cmd.Stdout, cmd.Stderr
+		cmd = next
+	}
 }
 
 // execChild prepares the test binary exe to run as a helper process.
