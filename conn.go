@@ -336,9 +336,11 @@ func (l *Listener) accept(id uuid.UUID, pid int) (c *Conn, err error) {
 // Dial connects to the listener name, waiting for the server to accept
 // until ctx ends. A listener whose server process has ended refuses at
 // once (ErrRefused), also when the server dies while Dial waits, and Dial
-// then removes that listener's ring unless a process has it open. WithCapacity sets the capacity of each of the
-// connection's rings (default DefaultConnCapacity); the rings get the
-// listener's permission bits, so that the server can open them.
+// then removes that listener's ring unless a process has it open; so does
+// a ring at name that Listen did not make (it is left alone). WithCapacity
+// sets the capacity of each of the connection's rings (default
+// DefaultConnCapacity); the rings get the listener's permission bits, so
+// that the server can open them.
 func Dial(ctx context.Context, name string, opts ...Option) (*Conn, error) {
 	c, err := dial(ctx, name, opts)
 	if err != nil {
