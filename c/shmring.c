@@ -1881,6 +1881,10 @@ void shmring_consumer_stats_of(const shmring_consumer *c, struct shmring_consume
 	st->lost = c->lost;
 	st->lost_bytes = c->lost_bytes;
 	st->laps = c->laps;
+	st->head = c->head;
+	st->head_word = ld64(at(c->r, OFF_HEAD));
+	st->published = c->fan ? ld64(at(c->r, c->line + SUB_POS)) : c->head;
+	st->line_state = ld32(at(c->r, c->line + CONS_STATE));
 }
 
 int shmring_remove(shmring *r) {

@@ -178,6 +178,11 @@ void shmring_lost(const shmring_consumer *c, uint64_t *messages, uint64_t *bytes
 struct shmring_consumer_stats {
 	uint64_t messages, bytes, recovered, reaped, parks;
 	uint64_t lost, lost_bytes, laps; /* a lossy subscriber's losses */
+	/* Where the consumer reads next, the ring's head word (a fan-out
+	 * ring's frontier), and a subscriber's published position and line
+	 * state (0 free, 1 reliable, 2 lossy, 3 evicted): for diagnostics. */
+	uint64_t head, head_word, published;
+	uint32_t line_state;
 };
 void shmring_consumer_stats_of(const shmring_consumer *c, struct shmring_consumer_stats *st);
 

@@ -124,10 +124,11 @@ int main(int argc, char **argv) {
 	struct shmring_consumer_stats st;
 	shmring_consumer_stats_of(c, &st);
 	printf("{\"messages\":%llu,\"producers\":%d,\"lost\":%llu,\"out_of_order\":%llu,\"corrupt\":%llu,\"finished\":%s,\"end\":%s,\"recovered\":%llu,\"dead_producers\":%llu,"
-	       "\"lost_reported\":%llu,\"laps\":%llu,\"evicted\":%s,\"end_ns\":%lld}\n",
+	       "\"lost_reported\":%llu,\"laps\":%llu,\"evicted\":%s,\"end_ns\":%lld,\"head\":%llu,\"head_word\":%llu,\"published\":%llu,\"line_state\":%u}\n",
 	       (unsigned long long)messages, nprod, (unsigned long long)lost, (unsigned long long)out_of_order, (unsigned long long)corrupt,
 	       all_finished ? "true" : "false", end ? "true" : "false", (unsigned long long)st.recovered, (unsigned long long)st.reaped,
-	       (unsigned long long)lost_reported, (unsigned long long)laps, evicted ? "true" : "false", (long long)end_ns);
+	       (unsigned long long)lost_reported, (unsigned long long)laps, evicted ? "true" : "false", (long long)end_ns,
+	       (unsigned long long)st.head, (unsigned long long)st.head_word, (unsigned long long)st.published, (unsigned)st.line_state);
 	shmring_consumer_close(c);
 	shmring_close(r);
 	free(buf);
