@@ -201,9 +201,9 @@ func TestManyRingsManyProducers(t *testing.T) {
 				// per ring would be 1,000. The bound for idle
 				// connections, GOMAXPROCS + 16 with no slack, is
 				// TestManyIdleConns's. On Windows a thread waits on 63
-				// (the limit of
-				// WaitForMultipleObjects), and the death of each peer
-				// process is waited for by a thread of its own; and
+				// (the limit of WaitForMultipleObjects), and the death
+				// of each peer process is waited for by a thread of its
+				// own; and
 				// under Wine a semaphore call goes through the
 				// wineserver and takes tens of microseconds, long enough
 				// for the runtime to hand the caller's P to a new thread:
