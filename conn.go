@@ -335,9 +335,9 @@ func (l *Listener) accept(id uuid.UUID, pid int) (c *Conn, err error) {
 
 // Dial connects to the listener name, waiting for the server to accept
 // until ctx ends. A listener whose server process has ended refuses at
-// once (ErrRefused), also when the server dies while Dial waits, and Dial
-// then removes that listener's ring unless a process has it open; so does
-// a ring at name that Listen did not make (it is left alone). WithCapacity
+// once (ErrRefused), also when the server dies while Dial waits (its ring
+// stays until the next Listen at name replaces it); so does a ring at name
+// that Listen did not make. WithCapacity
 // sets the capacity of each of the connection's rings (default
 // DefaultConnCapacity); the rings get the listener's permission bits, so
 // that the server can open them.
@@ -358,7 +358,7 @@ func dial(ctx context.Context, name string, opts []Option) (*Conn, error) {
 	defer lr.Close()
 	server, err := listening(lr)
 	if err != nil {
-		return nil, refuse(lr, name, err)
+		return nil, err
 	}
 	perm := o.perm
 	if fi, err := os.Stat(lr.Path()); err == nil {
@@ -425,7 +425,7 @@ func dial(ctx context.Context, name string, opts []Option) (*Conn, error) {
 		if errors.Is(err, io.EOF) || errors.Is(err, ErrRingRemoved) {
 			err = ErrRefused
 		}
-		return fail(refuse(lr, name, err))
+		return fail(err)
 	}
 	if n != handshakeSize || string(ans[:8]) != acceptMagic {
 		return fail(fmt.Errorf("%w: the server's answer is not one", ErrRefused))
@@ -465,18 +465,6 @@ func listening(lr *Ring) (pid int, err error) {
 		return 0, errServerGone
 	}
 	return int(server), nil
-}
-
-// refuse passes err on; if it says that the listener's server is gone, it
-// first removes the listener ring lr (name) unless a process has it open
-// (a new server may have replaced it already), so that a dead server's
-// listener does not stay behind in /dev/shm once a client has found it.
-func refuse(lr *Ring, name string, err error) error {
-	if errors.Is(err, errServerGone) {
-		lr.Close()
-		RemoveIfUnused(name)
-	}
-	return err
 }
 
 // awaitAnswer receives the server's answer into buf, until ctx ends or the

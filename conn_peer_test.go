@@ -148,8 +148,8 @@ func named(t *testing.T, prefix string) []string {
 // TestDialDeadServer: a dial to a listener whose server process was killed
 // is refused at once (a Unix socket's ECONNREFUSED), not left waiting for
 // an answer that cannot come until the caller's context ends, whether the
-// server died before the dial or while it waited; and the dead server's
-// listener ring, which nobody else has open, is removed on the way.
+// server died before the dial or while it waited; and the dial's own rings
+// are gone.
 func TestDialDeadServer(t *testing.T) {
 	for _, during := range []bool{false, true} {
 		t.Run(fmt.Sprintf("during=%v", during), func(t *testing.T) {
@@ -185,8 +185,8 @@ func TestDialDeadServer(t *testing.T) {
 			if !errors.Is(err, shmring.ErrRefused) && !gone || ctx.Err() != nil {
 				t.Fatalf("dial to a dead server: %v (context: %v), want ErrRefused before the context ends", err, ctx.Err())
 			}
-			for _, left := range named(t, name) {
-				t.Errorf("left named after the refused dial: %s", left)
+			for _, left := range named(t, name+".") {
+				t.Errorf("a connection's ring left named after the refused dial: %s", left)
 			}
 		})
 	}
