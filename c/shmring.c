@@ -1785,11 +1785,15 @@ static int overrun(shmring_consumer *c) {
 /* passed reports whether the frontier is past the subscriber's head. */
 static int passed(const shmring_consumer *c) { return ld64(at(c->r, OFF_HEAD)) > c->head; }
 
-/* look_again is poll's last look: on a subscriber, what makes no sense may
- * have been overwritten as it was read, a lap (or an eviction). */
+/* look_again is poll's last look before the end of the stream or the
+ * removal is reported: on a subscriber, nothing at its head or what makes no
+ * sense may mean that its head was overwritten since the first look, a lap
+ * (or an eviction). A subscriber stalled between the two looks while the
+ * producers evicted it, passed it and left would otherwise report a clean
+ * end of a stream it did not read to its end. */
 static int look_again(shmring_consumer *c) {
 	int rc = next(c);
-	if (rc < 0 && c->fan) {
+	if (rc <= 0 && c->fan) {
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		if (passed(c)) return overrun(c);
 	}

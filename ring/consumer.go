@@ -297,6 +297,9 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 			return 0, 0, 0, false, c.noteCorrupt(err)
 		}
 	}
+	if testhook.BeforeEndLook != nil {
+		testhook.BeforeEndLook()
+	}
 	if c.eof && c.producersGone() {
 		// A producer commits before it detaches: look once more.
 		if off, n, after, ok, err = c.lookAgain(); ok || err != nil {
@@ -324,12 +327,16 @@ func (c *Consumer) poll() (off, n, after uint64, ok bool, err error) {
 	return 0, 0, 0, false, nil
 }
 
-// lookAgain is poll's last look: for a subscriber, a record that makes no
-// sense may have been overwritten as it was read, which is a lap (or an
-// eviction), as in poll's first look.
+// lookAgain is poll's last look before it reports the end of the stream or
+// the removal. For a subscriber, nothing at its head or a record that makes
+// no sense may mean that its head was overwritten since poll's first look: a
+// lap, or an eviction, as in that first look. A subscriber that found
+// nothing, stalled (a SIGSTOP, a preemption) while the producers evicted it,
+// passed it and left, and then found nothing again, would otherwise report a
+// clean end of a stream it did not read to its end.
 func (c *Consumer) lookAgain() (off, n, after uint64, ok bool, err error) {
 	off, n, after, ok, err = c.next()
-	if err != nil && c.fan != nil {
+	if !ok && c.fan != nil {
 		if ferr := c.fanCheck(); ferr != nil {
 			return 0, 0, 0, false, ferr
 		}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shmring/shmring/internal/testhook"
 )
 
 // fanRing lays out a fan-out ring on the heap.
@@ -729,4 +731,76 @@ func TestFanoutStartWhileLapped(t *testing.T) {
 		t.Fatal("no message checked")
 	}
 	t.Logf("%d messages checked against the stream index of 300 subscribers started at the newest", checked)
+}
+
+// A reliable subscriber that found nothing to read, then stalled before it
+// looked whether the producers were gone, while the producers evicted it,
+// passed it and left, learns that it was evicted: not a clean end of a
+// stream it did not read to its end. (Between its two looks at its head,
+// nothing was committed there both times: the record there is of a later
+// lap. The C library's subscribers failed so under SIGSTOP.)
+func TestFanoutEvictedBeforeTheEnd(t *testing.T) {
+	const bound, total = 20 * time.Millisecond, 500
+	r := fanRing(t, 4096, false, 4, bound)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stalled := subscribe(t, r, SubscriberOptions{EOF: true})
+	reader := subscribe(t, r, SubscriberOptions{EOF: true})
+	p, err := r.NewProducer(ProducerOptions{Liveness: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOrder(t, evictMaxSize)
+	buf := make([]byte, 4096)
+	var inHook atomic.Bool
+	ran := false
+	testhook.BeforeEndLook = func() {
+		if ran || !inHook.CompareAndSwap(false, true) {
+			return // the reader's looks, or a later look of the stalled one
+		}
+		defer inHook.Store(false)
+		ran = true
+		done := make(chan error, 1)
+		go func() {
+			defer p.Close()
+			for seq := uint64(0); seq < total; seq++ {
+				if err := p.Send(ctx, msgFrom(0, seq, evictMaxSize)); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		for {
+			n, err := reader.Recv(ctx, buf)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Errorf("reader: %v", err)
+				break
+			}
+			o.add(buf[:n])
+		}
+		if err := <-done; err != nil {
+			t.Errorf("producer: %v", err)
+		}
+	}
+	t.Cleanup(func() { testhook.BeforeEndLook = nil })
+	_, err = stalled.TryRecv(buf)
+	if !ran {
+		t.Fatal("the stalled subscriber's look did not reach the point before the end of the stream")
+	}
+	if t.Failed() {
+		return
+	}
+	if o.next[0] != total {
+		t.Fatalf("the reader got %d messages, want %d", o.next[0], total)
+	}
+	if st := r.Stats(); st.Fanout.Evictions != 1 || st.Fanout.Frontier == 0 {
+		t.Fatalf("evictions %d, frontier %d: the stalled subscriber was not evicted and passed", st.Fanout.Evictions, st.Fanout.Frontier)
+	}
+	if !errors.Is(err, ErrEvicted) {
+		t.Fatalf("the stalled subscriber's call: %v, want ErrEvicted", err)
+	}
 }

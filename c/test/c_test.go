@@ -1007,15 +1007,13 @@ func TestCSubscribers(t *testing.T) {
 		}
 	}
 	// What the ring said as the two were stopped, and the fewest producers
-	// it counted attached while the stream ran: evidence for a failure
-	// seen three times in .ci/run's sanitized and 32-bit builds, where the
-	// stalled subscriber read the end of the stream at about the 30,000th
-	// message, just as it was stopped, and was never evicted. (The ring
-	// then showed it alive, holding the frontier, with one producer
-	// attached. Once more, in a plain build: it read the end 898 ms after
-	// the signal to stop it, as the producer, never held up by it, had
-	// sent everything; its JSON now also says, at its end, where it read,
-	// the head word, its published position and its line's state.)
+	// it counted attached while the stream ran: evidence kept for a failure
+	// seen in .ci/run's builds, found with it and fixed. The stalled
+	// subscriber found nothing at its head, was stopped before it looked
+	// whether the producers were gone, and resumed after they had evicted
+	// it, passed it and left: its last look found nothing again (a later
+	// lap's record) and it reported a clean end of the stream instead of
+	// its eviction (look_again in shmring.c).
 	atStop, _ := r.Stats()
 	var fewest atomic.Int64
 	fewest.Store(-1)

@@ -7,3 +7,9 @@ package testhook
 // head in shared memory: the instant at which a consumer killed must not
 // have consumed a message it has not handed to its caller.
 var HeadStored func()
+
+// BeforeEndLook, if set, is called by a consumer that found nothing at its
+// head, before it looks whether the producers are gone (the end of the
+// stream): the instant at which a subscriber stalled may be evicted and
+// passed by producers that then leave.
+var BeforeEndLook func()
