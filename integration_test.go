@@ -164,7 +164,11 @@ func exchangeAfter(t *testing.T, path string, consumerArgs, producerArgs []strin
 	producer, consumer := buildCommands(t)
 	left, leftOK := ringID(path)
 	c := start(t, consumer, append([]string{"-json"}, consumerArgs...)...)
-	for deadline := time.Now().Add(time.Minute); leftOK && runtime.GOOS != "windows"; time.Sleep(time.Millisecond) {
+	// A ring left in a file: wait for the consumer's own (on Windows too,
+	// where a named ring goes with its last process and leaves no file).
+	// A producer started before would join the one left behind and send
+	// its messages to nobody.
+	for deadline := time.Now().Add(time.Minute); leftOK; time.Sleep(time.Millisecond) {
 		if id, ok := ringID(path); ok && id != left {
 			break
 		}
@@ -346,9 +350,11 @@ func TestDemoForce(t *testing.T) {
 	dir := testdir.Make(t)
 	stale := filepath.Join(dir, "stale")
 	old := start(t, consumer, "-path", stale, "-idle", "100ms")
-	// Kill the consumer once its ring exists, leaving the file behind.
+	// Kill the consumer once its ring is made, leaving the file behind: a
+	// whole ring, which the exchange below can tell from the one that
+	// replaces it (a file left half made is the empty case further down).
 	for deadline := time.Now().Add(time.Minute); ; {
-		if _, err := os.Stat(stale); err == nil {
+		if _, ok := ringID(stale); ok {
 			break
 		}
 		if time.Now().After(deadline) {
