@@ -19,6 +19,7 @@ import (
 
 	"github.com/shmring/shmring/internal/peerwatch"
 	"github.com/shmring/shmring/internal/shm"
+	"github.com/shmring/shmring/internal/testhook"
 	"github.com/shmring/shmring/ring"
 )
 
@@ -398,19 +399,20 @@ func dial(ctx context.Context, name string, opts []Option) (*Conn, error) {
 	copy(req[:], connectMagic)
 	binary.LittleEndian.PutUint32(req[8:], uint32(os.Getpid()))
 	copy(req[16:], id[:])
+	if testhook.BeforeRequest != nil {
+		testhook.BeforeRequest()
+	}
 	lp, err := lr.Producer()
-	if errors.Is(err, ErrProducerBusy) {
+	if err == nil {
+		err = lp.TrySend(req[:])
+		lp.Close()
+	}
+	switch {
+	case errors.Is(err, ErrProducerBusy) || errors.Is(err, ErrFull):
 		return fail(ErrBacklogFull)
-	}
-	if err != nil {
-		return fail(err)
-	}
-	err = lp.TrySend(req[:])
-	lp.Close()
-	if errors.Is(err, ErrFull) {
-		return fail(ErrBacklogFull)
-	}
-	if err != nil {
+	case errors.Is(err, ErrRingRemoved):
+		return fail(errServerGone) // closed since it was looked at
+	case err != nil:
 		return fail(err)
 	}
 	// Watch the server's process from now on: a server that dies before

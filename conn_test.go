@@ -19,6 +19,7 @@ import (
 	"github.com/shmring/shmring"
 	"github.com/shmring/shmring/internal/futex"
 	"github.com/shmring/shmring/internal/osthreads"
+	"github.com/shmring/shmring/internal/testhook"
 )
 
 // listen returns a listener on a fresh name, closed at the end of the test.
@@ -360,31 +361,60 @@ func TestManyIdleConns(t *testing.T) {
 
 // TestListenerCloseDuringDial: a dial waiting to be accepted when the
 // listener closes is refused (ErrRefused), not left waiting for its
-// context; its rings are gone with it.
+// context; its rings are gone with it. The Close comes at a range of
+// instants around the dial's request: before it is posted (the listener
+// just marked), and while it waits in the backlog.
 func TestListenerCloseDuringDial(t *testing.T) {
+	for i := range 20 {
+		name := fmt.Sprintf("%s-%d", ringName(t), i)
+		l, err := shmring.Listen(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		done := make(chan error, 1)
+		go func() {
+			c, err := shmring.Dial(ctx, name)
+			if err == nil {
+				c.Close()
+			}
+			done <- err
+		}()
+		// Wait until the dialer's two rings exist (where names can be
+		// listed; elsewhere a moment), then a little more, up to about
+		// the time the request takes to be posted.
+		for i := 0; i < 1000 && len(named(t, name+".")) < 2; i++ {
+			time.Sleep(time.Millisecond)
+		}
+		if i > 0 {
+			time.Sleep(time.Duration(i) * 25 * time.Microsecond)
+		}
+		l.Close()
+		err = <-done
+		ctxErr := ctx.Err()
+		cancel()
+		if !errors.Is(err, shmring.ErrRefused) || ctxErr != nil {
+			t.Fatalf("dial during Close (%d): %v (context: %v), want ErrRefused before the context ends", i, err, ctxErr)
+		}
+		for _, left := range named(t, name) {
+			t.Errorf("left named: %s", left)
+		}
+	}
+	// And exactly between the dial's look at the listener and its request.
 	name := ringName(t)
 	l, err := shmring.Listen(name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	testhook.BeforeRequest = func() { l.Close() }
+	defer func() { testhook.BeforeRequest = nil }()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		c, err := shmring.Dial(ctx, name)
+	if c, err := shmring.Dial(ctx, name); !errors.Is(err, shmring.ErrRefused) || ctx.Err() != nil {
 		if err == nil {
 			c.Close()
 		}
-		done <- err
-	}()
-	// Wait until the request is in the backlog: the dialer's two rings
-	// exist (where names can be listed; elsewhere a moment).
-	for i := 0; i < 1000 && len(named(t, name+".")) < 2; i++ {
-		time.Sleep(time.Millisecond)
-	}
-	l.Close()
-	if err := <-done; !errors.Is(err, shmring.ErrRefused) || ctx.Err() != nil {
-		t.Fatalf("dial during Close: %v (context: %v), want ErrRefused before the context ends", err, ctx.Err())
+		t.Fatalf("dial closed under before its request: %v (context: %v), want ErrRefused at once", err, ctx.Err())
 	}
 	for _, left := range named(t, name) {
 		t.Errorf("left named: %s", left)

@@ -13,3 +13,8 @@ var HeadStored func()
 // stream): the instant at which a subscriber stalled may be evicted and
 // passed by producers that then leave.
 var BeforeEndLook func()
+
+// BeforeRequest, if set, is called by Dial after it found a server
+// listening and made its rings, before it posts its request: the instant at
+// which the listener may close under it.
+var BeforeRequest func()
