@@ -28,6 +28,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -96,20 +97,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if maxMsg != 0 {
 		opts = append(opts, shmring.WithMaxMessage(int(min(maxMsg, 1<<30))))
 	}
-	if *force {
-		if err := removeStale(loc); err != nil {
-			fmt.Fprintf(stderr, "consumer: -force: %v\n", err)
-			return 2
+	// On Windows a killed process's handles may close a moment after it
+	// is reported dead (seen under Wine): until then the file of its ring
+	// can be neither removed (a sharing violation) nor made anew (a
+	// removed file keeps its name while a handle is open). -force gives
+	// that a moment.
+	var r *shmring.Ring
+	var err error
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if *force {
+			if err = removeStale(loc); err != nil {
+				if stillHeld(err) && time.Now().Before(deadline) {
+					continue
+				}
+				fmt.Fprintf(stderr, "consumer: -force: %v\n", err)
+				return 2
+			}
 		}
-	}
-	r, err := loc.Create(opts...)
-	// On Windows a removed file keeps its name while a handle to it is
-	// open, and a killed process's handles may close a moment after it is
-	// reported dead (seen under Wine): give -force's removal a moment.
-	for deadline := time.Now().Add(2 * time.Second); *force && errors.Is(err, os.ErrExist) && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-		if err = removeStale(loc); err == nil {
-			r, err = loc.Create(opts...)
+		r, err = loc.Create(opts...)
+		if !*force || !errors.Is(err, os.ErrExist) || !time.Now().Before(deadline) {
+			break
 		}
 	}
 	if err != nil {
@@ -219,6 +226,12 @@ func removeStale(loc ringflag.Location) error {
 		return os.Remove(loc.Path)
 	}
 	return shmring.Remove(loc.Name)
+}
+
+// stillHeld reports whether err is Windows's refusal to remove a file that
+// a process still has open or mapped (ERROR_SHARING_VIOLATION).
+func stillHeld(err error) bool {
+	return runtime.GOOS == "windows" && errors.Is(err, syscall.Errno(32))
 }
 
 // isEmpty reports whether the file at loc exists and holds no byte.
