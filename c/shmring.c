@@ -1460,10 +1460,10 @@ static int producers_gone(shmring_consumer *c) {
 	shmring *r = c->r;
 	if (ld64(at(r, OFF_PRODUCERS + PRODS_ATTACHES)) < c->eof_after || ld32(at(r, OFF_PRODUCERS + PRODS_ATTACHED)) != 0) return 0;
 	uint32_t n = multi(r) ? r->info.slots : 1;
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t off = slot_off(i);
-		if (ld32(at(r, off + SLOT_STATE)) == 1 && locked(r, off) != 0) return 0;
-	}
+	/* Every slot's lock, whatever its state word says: a scribbled count
+	 * or state must not end the stream while a producer lives. */
+	for (uint32_t i = 0; i < n; i++)
+		if (locked(r, slot_off(i)) != 0) return 0;
 	return 1;
 }
 

@@ -353,14 +353,14 @@ func (c *Consumer) producersGone() bool {
 		atomic.LoadUint32(r.u32(offProducers+prodsAttached)) != 0 {
 		return false
 	}
-	// The count says none; a live producer's slot must agree, or the count
-	// is lying (a scribbled word must not end the stream early).
+	// The count says none; the kernel's locks must agree, or the count is
+	// lying: a scribbled word must not end the stream early. So every
+	// slot's lock is asked, whatever its state word says (a scribbled
+	// state would hide a live producer as well as the count): one query a
+	// slot, made only when the count says none.
 	for i := range r.slotsInUse() {
-		off := r.slot(i)
-		if atomic.LoadUint32(r.u32(off+slotState)) == slotAttached {
-			if held, err := r.locker.Locked(int64(off)); err != nil || held {
-				return false
-			}
+		if held, err := r.locker.Locked(int64(r.slot(i))); err != nil || held {
+			return false
 		}
 	}
 	return true

@@ -427,23 +427,30 @@ func TestOverwrittenHeaderReported(t *testing.T) {
 	}
 }
 
-// A scribbled attach count must not end the stream while a producer lives.
+// A scribbled attach count must not end the stream while a producer lives,
+// nor the count and the producer's slot state together (TestScribbler's
+// consumer once ended so, cleanly, with its producer running).
 func TestLyingAttachedCount(t *testing.T) {
-	r := heapRing(t, Config{Capacity: 1024})
-	p, c := pair(t, r, ConsumerOptions{EOF: true})
-	p.TrySend([]byte("x"))
-	recvWithin(t, c, time.Second)
-	*r.u32(offProducers + prodsAttached) = 0 // says: nobody
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if _, err := c.Recv(ctx, nil); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("with a live producer: got %v, want a timeout", err)
-	}
-	die(p) // now it is true
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel2()
-	if _, err := c.Recv(ctx2, nil); !errors.Is(err, io.EOF) {
-		t.Fatalf("after the producer died: got %v, want io.EOF", err)
+	for _, state := range []bool{false, true} {
+		r := heapRing(t, Config{Capacity: 1024})
+		p, c := pair(t, r, ConsumerOptions{EOF: true})
+		p.TrySend([]byte("x"))
+		recvWithin(t, c, time.Second)
+		*r.u32(offProducers + prodsAttached) = 0 // says: nobody
+		if state {
+			*r.u32(r.slot(0) + slotState) = 0 // says: a free slot
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		if _, err := c.Recv(ctx, nil); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("state scribbled %v, with a live producer: got %v, want a timeout", state, err)
+		}
+		cancel()
+		die(p) // now it is true
+		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		if _, err := c.Recv(ctx, nil); !errors.Is(err, io.EOF) {
+			t.Fatalf("state scribbled %v, after the producer died: got %v, want io.EOF", state, err)
+		}
+		cancel()
 	}
 }
 

@@ -1409,3 +1409,46 @@ func TestCCreates(t *testing.T) {
 		r.Close()
 	}
 }
+
+// TestCLyingAttachedCount: a C consumer does not end the stream while its
+// producer lives, though the attach count and the producer's slot state say
+// that none is attached (scribbled words): the kernel's lock on the slot
+// decides.
+func TestCLyingAttachedCount(t *testing.T) {
+	name := ringName(t)
+	r, err := shmring.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c := start(t, "cconsumer", "-name", name)
+	start(t, "producer", "-name", name, "-count", "0", "-rate", "200")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		if st, err := r.Stats(); err == nil && st.Consumer.Attached && st.Consumer.Messages > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the C consumer got nothing\n%s", c)
+		}
+	}
+	f, err := os.OpenFile(r.Path(), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var zero [4]byte
+	f.WriteAt(zero[:], 4744) // attached: none
+	f.WriteAt(zero[:], 5120) // slot 0's state: free
+	exited := make(chan struct{})
+	go func() {
+		c.cmd.Wait()
+		close(exited)
+	}()
+	select {
+	case <-exited:
+		t.Fatalf("the C consumer ended while its producer lived\n%s", c)
+	case <-time.After(500 * time.Millisecond): // at 200 messages a second, 100 empty looks
+	}
+	c.cmd.Process.Kill()
+	<-exited
+}
