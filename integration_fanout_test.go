@@ -48,8 +48,18 @@ func TestFanoutEightSubscribers(t *testing.T) {
 	for range 8 {
 		subs = append(subs, subscriber(t, name, "reliable"))
 	}
+	// Held open to say, should the producer fail, where each subscriber
+	// was (under Wine, heavily loaded, the producer once waited 30 s for
+	// room that none of them made).
+	r, err := shmring.Open(name, shmring.WithOpenWait(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
 	if code := p.wait(t, 5*time.Minute); code != 0 {
-		t.Fatalf("producer exited %d\n%s", code, p)
+		st, _ := r.Stats()
+		js, _ := json.Marshal(st)
+		t.Fatalf("producer exited %d\n%s\nthe ring then: %s", code, p, js)
 	}
 	for i, s := range subs {
 		res, code := result(t, s, time.Minute)
