@@ -42,6 +42,10 @@ check wake.pml "one sleeper woken per ring" fail -DWAKE_ONE
 check wake.pml "one sleeper woken per ring, semaphore" fail -DSEMAPHORE -DWAKE_ONE
 check wake.pml "waiter count read before the head store" fail -DCOUNT_EARLY
 check wake.pml "waiter count read before the head store, semaphore" fail -DSEMAPHORE -DCOUNT_EARLY
+check wake.pml "a woken sleeper back asleep, futex" pass -DRESLEEP
+check wake.pml "a woken sleeper back asleep, futex waking in any order" fail -DRESLEEP -DANY_ORDER
+check wake.pml "a woken sleeper back asleep takes another's pass, semaphore" fail -DSEMAPHORE -DRESLEEP
+check wake.pml "a woken sleeper back asleep, semaphore with looks at the word" pass -DSEMAPHORE -DRESLEEP -DLOOK
 check remove.pml "removal mark" pass
 check remove.pml "mark without waking" fail -DNO_WAKE
 check remove.pml "doorbell rung before the mark" fail -DBELL_FIRST

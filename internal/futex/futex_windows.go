@@ -30,8 +30,30 @@ import (
 //
 // The check of the word and the sleep are not one atomic step as in
 // futex(2): a Wake between them leaves its count in the semaphore, so the
-// sleep returns at once. That is as good, for every sleeper that a Wake
-// counts in n.
+// sleep returns at once, unless another sleeper on the same word takes that
+// count first. One that was woken, found the word moved, did its work and
+// came back to sleep on the new value can do just that while the first is
+// still between its check and its wait; then the first sleeps on, though
+// its word has moved (seen under Wine with eight subscribers of a fan-out
+// ring on one data doorbell: one of them slept while its producer waited
+// for it, until the producer gave up). A count is not bound to a value of
+// the word, so no sleeper can tell it took another's. Hence no sleep here
+// trusts the semaphore alone: it looks at its word again after a short
+// wait, and after waits twice as long each time it finds nothing, up to
+// lastLook. A count taken by another sleeper (which can only happen just
+// after a look) costs the sleeper the wait before its next look: about a
+// millisecond for a sleeper that has just begun, the case seen, and a
+// second at most. An idle sleeper wakes once a second.
+
+// firstLook and lastLook bound the waits between two looks at the word.
+const (
+	firstLook = time.Millisecond
+	lastLook  = time.Second
+)
+
+// nextLook returns how long to wait before the look after one that waited
+// d and found nothing.
+func nextLook(d time.Duration) time.Duration { return min(2*d, lastLook) }
 
 var (
 	kernel32             = windows.NewLazySystemDLL("kernel32.dll")
@@ -137,19 +159,31 @@ func wait(addr *uint32, val uint32, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	if atomic.LoadUint32(addr) != val {
-		return nil
+	var deadline time.Time
+	if timeout < Forever {
+		deadline = time.Now().Add(timeout)
 	}
-	// Milliseconds, rounded up: a timeout never ends early.
-	ms := (timeout + time.Millisecond - 1) / time.Millisecond
-	ev, err := windows.WaitForSingleObject(h, uint32(min(ms, windows.INFINITE-1)))
-	switch {
-	case err != nil:
-		return fmt.Errorf("WaitForSingleObject: %w", err)
-	case ev == uint32(windows.WAIT_TIMEOUT):
-		return os.ErrDeadlineExceeded
+	for look := firstLook; ; look = nextLook(look) {
+		if atomic.LoadUint32(addr) != val {
+			return nil
+		}
+		d := look
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return os.ErrDeadlineExceeded
+			}
+			d = min(d, left)
+		}
+		// Milliseconds, rounded up: a timeout never ends early.
+		ev, err := windows.WaitForSingleObject(h, uint32((d+time.Millisecond-1)/time.Millisecond))
+		if err != nil {
+			return fmt.Errorf("WaitForSingleObject: %w", err)
+		}
+		if ev != uint32(windows.WAIT_TIMEOUT) {
+			return nil
+		}
 	}
-	return nil
 }
 
 func wake(addr *uint32, n int) (int, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -93,5 +94,33 @@ func TestRegisterNamesByID(t *testing.T) {
 	}
 	if err := futex.Wait(&c[16], 0, 10*time.Second); err != nil {
 		t.Fatalf("Wait on the same ring's word in another mapping: %v, want the wake", err)
+	}
+}
+
+// TestStolenCount: a word that moved while its sleeper's count was taken by
+// another sleeper on the same word (futex_windows.go) ends the sleep all the
+// same, at the sleeper's next look. A store without a Wake leaves the
+// sleeper as such a theft would: its word moved, no count for it. Both ways
+// to sleep: Sleep (through a group) and Wait.
+func TestStolenCount(t *testing.T) {
+	var word uint32
+	sleeps := map[string]func(val uint32) error{
+		"Sleep": func(val uint32) error { return futex.Sleep(&word, val, futex.Forever, nil, 0) },
+		"Wait":  func(val uint32) error { return futex.Wait(&word, val, time.Minute) },
+	}
+	for _, how := range []string{"Sleep", "Wait"} {
+		val := atomic.LoadUint32(&word)
+		done := make(chan error, 1)
+		go func() { done <- sleeps[how](val) }()
+		time.Sleep(300 * time.Millisecond) // asleep, and past its first looks
+		atomic.AddUint32(&word, 1)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: %v", how, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: a sleeper whose word moved without a count for it slept on", how)
+		}
 	}
 }

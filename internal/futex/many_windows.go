@@ -27,6 +27,7 @@ type groupSys struct {
 	ctl  windows.Handle // auto-reset event
 	hs   [groupSize + 1]windows.Handle
 	dead []windows.Handle // duplicates of removed watchers', closed after the wait
+	look time.Duration    // the next wait's bound, then a look at every word
 }
 
 type watcherSys struct {
@@ -76,14 +77,26 @@ func (s *groupSys) build(ws []*Watcher) {
 
 // wait returns the index of the word whose semaphore let it through, or -1
 // and scan true. A word that moves while the thread is away leaves a count
-// in its semaphore, which the next wait takes; but the look at every word
-// after a kick is cheap insurance here (63 words at most).
+// in its semaphore, which the next wait takes, unless a sleeper elsewhere on
+// the same word takes it first (futex_windows.go): so a wait that sees no
+// count ends after look, and the group looks at every word (63 at most);
+// look starts at firstLook after each wake-up and doubles while nothing
+// comes, up to lastLook. The look at every word after a kick is cheap
+// insurance too.
 func (s *groupSys) wait(n int) (woken int, scan bool) {
-	ev, err := windows.WaitForMultipleObjects(s.hs[:1+n], false, windows.INFINITE)
+	if s.look == 0 {
+		s.look = firstLook
+	}
+	ev, err := windows.WaitForMultipleObjects(s.hs[:1+n], false, uint32(s.look/time.Millisecond))
 	if err != nil {
 		time.Sleep(time.Millisecond) // should not happen: do not spin on it
 		return -1, true
 	}
+	if ev == uint32(windows.WAIT_TIMEOUT) {
+		s.look = nextLook(s.look)
+		return -1, true
+	}
+	s.look = firstLook
 	if i := int(ev) - windows.WAIT_OBJECT_0; i >= 1 && i <= n {
 		return i - 1, false
 	}
