@@ -44,6 +44,7 @@ check wake.pml "waiter count read before the head store" fail -DCOUNT_EARLY
 check wake.pml "waiter count read before the head store, semaphore" fail -DSEMAPHORE -DCOUNT_EARLY
 check wake.pml "a woken sleeper back asleep, futex" pass -DRESLEEP
 check wake.pml "a woken sleeper back asleep, futex waking in any order" fail -DRESLEEP -DANY_ORDER
+check wake.pml "a woken sleeper back asleep, futex waking in any order, every sleeper woken" pass -DRESLEEP -DANY_ORDER -DWAKE_ALL
 check wake.pml "a woken sleeper back asleep takes another's pass, semaphore" fail -DSEMAPHORE -DRESLEEP
 check wake.pml "a woken sleeper back asleep, semaphore with looks at the word" pass -DSEMAPHORE -DRESLEEP -DLOOK
 check remove.pml "removal mark" pass

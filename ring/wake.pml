@@ -36,7 +36,8 @@
  * longest, as Linux's does among threads of equal priority, which is the
  * one it was for. With -DANY_ORDER (a wake that may pick the newcomer,
  * as one of a higher real-time priority would be picked) spin finds the
- * other asleep for ever.
+ * other asleep for ever, unless the wake wakes every sleeper on the word
+ * (-DWAKE_ALL), as doorbell.wake does under futex.
  */
 
 #define P 2              /* producers waiting for room (the futex wake below is written for 2) */
@@ -131,6 +132,9 @@ active proctype consumer() {
 			:: rung ->
 #ifndef COUNT_EARLY
 				n = waiters;                          /* doorbell.wake: loaded after the swap */
+#endif
+#if defined(WAKE_ALL) && !defined(SEMAPHORE)
+				n = P;                                /* futex: every sleeper on the word */
 #endif
 #ifdef WAKE_ONE
 				if :: n > 1 -> n = 1 :: else fi;

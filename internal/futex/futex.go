@@ -82,6 +82,10 @@ func Barrier() error {
 	return barrier()
 }
 
+// WakeAll is an n for Wake that wakes every sleeper on the word, where
+// WakeCountMatters is false.
+const WakeAll = 1<<31 - 1
+
 // Yield gives the CPU to another runnable thread of the system, if any, and
 // returns when this one is scheduled again (sched_yield on Linux). A process
 // that may use one CPU yields it to the peer it waits for before it sleeps.

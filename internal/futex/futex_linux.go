@@ -89,4 +89,10 @@ func barrier() error {
 // may still fail to register for it).
 const BarrierExists = true
 
+// WakeCountMatters reports whether Wake's n must be the number of sleepers
+// meant (Windows, where it releases that many passes that stay), rather
+// than any bound at least that large (futex(2), and polling): see
+// WakeAll.
+const WakeCountMatters = false
+
 func yield() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }

@@ -40,4 +40,8 @@ func barrier() error {
 // BarrierExists reports whether this system has Barrier at all.
 const BarrierExists = false
 
+// WakeCountMatters reports whether Wake's n must be the number of sleepers
+// meant: here sleepers poll, and Wake does nothing.
+const WakeCountMatters = false
+
 func yield() { runtime.Gosched() }

@@ -216,4 +216,9 @@ func barrier() error {
 // fences the threads of one process only).
 const BarrierExists = false
 
+// WakeCountMatters reports whether Wake's n must be the number of sleepers
+// meant: on Windows it releases that many passes, and those no sleeper
+// takes stay, each a spurious wake-up to come.
+const WakeCountMatters = true
+
 func yield() { procSwitchToThread.Call() }
