@@ -656,7 +656,10 @@ static int bell_ring_saw(struct bell b, int *saw) {
 	*saw = 1;
 	uint32_t w = ld32(b.word);
 	if (w != ld32(b.armed) || !cas32(b.word, w, w + 1)) return 0;
-	futex(b.word, FUTEX_WAKE, ld32(b.waiters), NULL);
+	/* Every sleeper, not the count: one woken and back asleep on w + 1
+	 * before this call is one more than the count, and the kernel wakes
+	 * by priority (Doorbells). */
+	futex(b.word, FUTEX_WAKE, INT32_MAX, NULL);
 	return 1;
 }
 
