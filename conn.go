@@ -337,9 +337,9 @@ func (l *Listener) accept(id uuid.UUID, pid int) (c *Conn, err error) {
 // Dial connects to the listener name, waiting for the server to accept
 // until ctx ends. A listener whose server process has ended refuses at
 // once (ErrRefused), also when the server dies while Dial waits (its ring
-// stays until the next Listen at name replaces it); so does a ring at name
-// that Listen did not make. WithCapacity
-// sets the capacity of each of the connection's rings (default
+// stays until the next Listen at name replaces it), or when the listener
+// closes; so does a ring at name that Listen did not make. WithCapacity sets
+// the capacity of each of the connection's rings (default
 // DefaultConnCapacity); the rings get the listener's permission bits, so
 // that the server can open them.
 func Dial(ctx context.Context, name string, opts ...Option) (*Conn, error) {

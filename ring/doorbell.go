@@ -72,16 +72,16 @@ func (d doorbell) interrupt() {
 	d.wake()
 }
 
-// wake wakes the sleepers on a word just rung. It asks for as many as the
-// waiter count says, read after the word moved: a waiter not counted by then
-// checks the word after it moved and does not sleep on the old value. On
-// Windows a Wake releases that many passes of a semaphore (see package
-// futex). Where a Wake wakes sleepers, not passes (futex(2)), it wakes them
-// all: a sleeper woken, served and back asleep on the new value before this
-// call is one more than the count, and the kernel wakes the sleepers of
-// highest priority first, so a count could leave asleep the very one it
-// was read for, behind a newcomer of a higher real-time priority (wake.pml,
-// -DANY_ORDER).
+// wake wakes the sleepers on a word just rung: at least as many as the
+// waiter count says, read after the word moved (a waiter not counted by then
+// checks the word after it moved and does not sleep on the old value). On
+// Windows it asks for exactly that many: a Wake releases that many passes of
+// a semaphore, which stay (see package futex). Where a Wake wakes sleepers,
+// not passes (futex(2)), it wakes them all: a sleeper woken, served and
+// back asleep on the new value before this call is one more than the
+// count, and the kernel wakes the sleepers of highest priority first, so a
+// count could leave asleep the very one it was read for, behind a newcomer
+// of a higher real-time priority (wake.pml, -DANY_ORDER).
 //
 // A failed wake is dropped: the kernel refuses one only for memory that is
 // no longer mapped (a truncated segment), where the sleepers have lost the
