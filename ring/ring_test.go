@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/shmring/shmring/internal/futex"
 )
 
 func TestRoundTripSizes(t *testing.T) {
@@ -604,5 +606,71 @@ func TestOneCPUParksAtOnce(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A context that ends while its side sleeps ends the sleep, also when the
+// side has slept under it many times before (the registration that rings
+// the alarm is made once per context and kept between sleeps), and a
+// context given after it replaces the registration.
+func TestCancelAfterManySleeps(t *testing.T) {
+	if !futex.ManyPerThread() {
+		t.Skip("no futex_waitv here: cancellation rings the doorbell instead of the alarm")
+	}
+	r := heapRing(t, Config{Capacity: 1024})
+	p, c := pair(t, r, ConsumerOptions{Wait: WaitPolicy{}}) // sleep at once
+	buf := make([]byte, 100)
+	recvLate := func(ctx context.Context) error {
+		sent := make(chan error, 1)
+		go func() {
+			time.Sleep(2 * time.Millisecond)
+			sent <- p.TrySend([]byte("late"))
+		}()
+		_, err := c.Recv(ctx, buf)
+		if serr := <-sent; serr != nil {
+			return serr
+		}
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	for range 20 {
+		if err := recvLate(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.wait.nparks == 0 {
+		t.Fatal("the consumer never slept: the test tests nothing")
+	}
+	if c.wait.ctxRegs != 1 {
+		t.Fatalf("%d registrations for one context over %d sleeps, want 1", c.wait.ctxRegs, c.wait.nparks)
+	}
+	time.AfterFunc(10*time.Millisecond, cancel)
+	if _, err := c.Recv(ctx, buf); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Recv whose context was cancelled while it slept: got %v, want context.Canceled", err)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	if err := recvLate(ctx2); err != nil {
+		t.Fatal(err)
+	}
+	if c.wait.ctxRegs != 2 || c.wait.ctxDone != ctx2.Done() {
+		t.Fatalf("after a second context: %d registrations, want 2, for the second", c.wait.ctxRegs)
+	}
+	time.AfterFunc(10*time.Millisecond, cancel2)
+	if _, err := c.Recv(ctx2, buf); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Recv under the second context: got %v, want context.Canceled", err)
+	}
+	// Close ends the registration of a context that is still alive.
+	ctx3, cancel3 := context.WithCancel(context.Background())
+	defer cancel3()
+	if err := recvLate(ctx3); err != nil {
+		t.Fatal(err)
+	}
+	if c.wait.ctxStop == nil {
+		t.Fatal("no registration for a live context after a sleep")
+	}
+	stop := c.wait.ctxStop
+	c.Close()
+	if c.wait.ctxStop != nil || stop() {
+		t.Fatal("the registration outlived Close")
 	}
 }

@@ -140,9 +140,15 @@ type waiter struct {
 	// claim that never completes (its producer died, or the memory was
 	// overwritten), so such a sleep ends when the next look is due even
 	// while peers are watched.
-	inFlight  func() bool
-	died      atomic.Bool  // a watched peer ended since the last look
-	alarm     *futex.Alarm // ends a sleep: a death, a cancelled context
+	inFlight func() bool
+	died     atomic.Bool  // a watched peer ended since the last look
+	alarm    *futex.Alarm // ends a sleep: a death, a cancelled context
+	// ctxDone is the Done channel of the last context a sleep was given,
+	// and ctxStop ends the registration that rings the alarm when that
+	// context ends (see cancelRings).
+	ctxDone   <-chan struct{}
+	ctxStop   func() bool
+	ctxRegs   int // registrations made, for tests
 	deathHook atomic.Pointer[func()]
 
 	fenceWord atomic.Uint64 // target of fence (atomic.Uint64: aligned on 32-bit too)
@@ -247,8 +253,31 @@ func (w *waiter) watchPeers(died bool) (unwatched bool, err error) {
 	return unwatched, nil
 }
 
-// stopWatching ends every watch; a side calls it when it closes.
+// cancelRings arranges for ctx's end to ring the alarm. The registration
+// outlives the sleep: a side that sleeps again and again under one context
+// (a connection's deadline) registers once, not at every sleep (a
+// registration and its removal cost about 3% of a gRPC call's CPU on one
+// CPU). A later context replaces it; a ring left from an older sleep is a
+// spurious wake-up, which every sleeper allows. stopWatching ends it.
+func (w *waiter) cancelRings(ctx context.Context) {
+	done := ctx.Done()
+	if done == w.ctxDone {
+		return
+	}
+	if w.ctxStop != nil {
+		w.ctxStop()
+	}
+	w.ctxDone, w.ctxStop = done, context.AfterFunc(ctx, w.alarm.Ring)
+	w.ctxRegs++
+}
+
+// stopWatching ends every watch, and the alarm's registration with the last
+// context; a side calls it when it closes.
 func (w *waiter) stopWatching() {
+	if w.ctxStop != nil {
+		w.ctxStop()
+		w.ctxDone, w.ctxStop = nil, nil
+	}
 	for pid, stop := range w.watched {
 		stop()
 		delete(w.watched, pid)
@@ -547,7 +576,7 @@ func (w *waiter) park(ctx context.Context, d doorbell, try func() (bool, error),
 	}
 	if ctx.Done() != nil && futex.ManyPerThread() {
 		// Cancellation rings the alarm: the sleep ends at once.
-		defer context.AfterFunc(ctx, w.alarm.Ring)()
+		w.cancelRings(ctx)
 	} else if ctx.Done() != nil {
 		// Cancellation rings the bell, so a sleeper notices it at once
 		// instead of at the end of its slice. Other sleepers on the bell
