@@ -481,7 +481,7 @@ func (c *Consumer) Close() error {
 	c.viewing = false
 	c.publish()
 	c.closed = true
-	c.wait.stopWatching()
+	c.wait.release()
 	atomic.StoreUint32(c.r.u32(c.line+consPID), 0)
 	atomic.StoreUint32(c.r.u32(c.line+consState), 0)
 	if c.fan != nil {

@@ -416,7 +416,7 @@ func (p *Producer) Close() error {
 		p.Abort()
 	}
 	p.closed = true
-	p.wait.stopWatching()
+	p.wait.release()
 	p.r.detachSlot(p.slot)
 	return nil
 }

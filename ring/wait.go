@@ -258,7 +258,7 @@ func (w *waiter) watchPeers(died bool) (unwatched bool, err error) {
 // (a connection's deadline) registers once, not at every sleep (a
 // registration and its removal cost about 3% of a gRPC call's CPU on one
 // CPU). A later context replaces it; a ring left from an older sleep is a
-// spurious wake-up, which every sleeper allows. stopWatching ends it.
+// spurious wake-up, which every sleeper allows. release ends it.
 func (w *waiter) cancelRings(ctx context.Context) {
 	done := ctx.Done()
 	if done == w.ctxDone {
@@ -271,13 +271,18 @@ func (w *waiter) cancelRings(ctx context.Context) {
 	w.ctxRegs++
 }
 
-// stopWatching ends every watch, and the alarm's registration with the last
+// release ends every watch, and the alarm's registration with the last
 // context; a side calls it when it closes.
-func (w *waiter) stopWatching() {
+func (w *waiter) release() {
 	if w.ctxStop != nil {
 		w.ctxStop()
 		w.ctxDone, w.ctxStop = nil, nil
 	}
+	w.stopWatching()
+}
+
+// stopWatching ends every watch of a peer process.
+func (w *waiter) stopWatching() {
 	for pid, stop := range w.watched {
 		stop()
 		delete(w.watched, pid)
