@@ -128,7 +128,7 @@ func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
 		eof:       o.EOF,
 		eofAfter:  max(o.EOFAfter, 1),
 		name:      o.Name,
-		wait:      waiter{policy: o.Wait, barrier: barrierAvailable(), parks: r.u64(offConsumer + consParks), every: o.Liveness},
+		wait:      waiter{policy: o.Wait, spin: spinControl{phase: exploreSpin}, barrier: barrierAvailable(), parks: r.u64(offConsumer + consParks), every: o.Liveness},
 		messages:  atomic.LoadUint64(r.u64(offConsumer + consMessages)),
 		bytes:     atomic.LoadUint64(r.u64(offConsumer + consBytes)),
 		wakes:     atomic.LoadUint64(r.u64(offConsumer + consWakes)),

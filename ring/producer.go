@@ -117,7 +117,7 @@ func (r *Ring) NewProducer(o ProducerOptions) (*Producer, error) {
 		o.Liveness = DefaultLiveness
 	}
 	p.tail, p.head, p.name = tail, head, o.Name
-	p.wait = waiter{policy: o.Wait, barrier: barrierAvailable(), parks: r.u64(p.slotOff + slotParks), every: o.Liveness}
+	p.wait = waiter{policy: o.Wait, spin: spinControl{phase: exploreSpin}, barrier: barrierAvailable(), parks: r.u64(p.slotOff + slotParks), every: o.Liveness}
 	p.wait.progress = &p.messages
 	switch {
 	case r.fanout():

@@ -202,3 +202,58 @@ func TestHoldControl(t *testing.T) {
 		t.Fatalf("holding the P measured 5%% faster (margin %v), and the controller held it", parkMargin)
 	}
 }
+
+// TestSpinControlLongSleeps: a waiter starts by measuring, not by spinning
+// through a whole exploit phase; one that sleeps at once, with three sleeps
+// in four lasting longSleep windows or more, skips the measuring of
+// spinning; and once its sleeps shorten, it measures again.
+func TestSpinControlLongSleeps(t *testing.T) {
+	r := heapRing(t, Config{Capacity: 1024})
+	_, c := pair(t, r, ConsumerOptions{Wait: DefaultWaitPolicy})
+	if c.wait.spin.phase != exploreSpin {
+		t.Fatalf("a new consumer's controller is in phase %d, want %d (measuring spinning)", c.wait.spin.phase, exploreSpin)
+	}
+	p := DefaultWaitPolicy
+	window := p.Spin + p.Yield
+	var sc spinControl
+	var progress uint64
+	now := time.Unix(1000, 0)
+	one := func(int) uint64 { return 1 }
+	always := func(int) bool { return true }
+	// A feed slower than the window: sleep at once.
+	now = feed(&sc, now, &progress, time.Millisecond, one, always, 3)
+	if sc.phase != exploit || !sc.park {
+		t.Fatalf("a slow feed: phase %d, park %v; want the exploit phase, sleeping at once", sc.phase, sc.park)
+	}
+	// An exploit phase of sleeps, sleepLen each; it reports the phase
+	// that follows.
+	phaseOf := func(sleepLen time.Duration, longEvery int) int {
+		for i := 0; sc.phase == exploit; i++ {
+			d := sleepLen
+			if longEvery > 0 && i%longEvery != 0 {
+				d = longSleep * window
+			}
+			sc.slept(d, p)
+			now = now.Add(d)
+			progress++
+			sc.clock = func() time.Time { return now }
+			sc.waited(progress, true)
+			if i > 10*exploitWaits {
+				t.Fatal("the exploit phase does not end")
+			}
+			if sc.phase == exploit && sc.waits == 0 {
+				return exploit // it began again
+			}
+		}
+		return sc.phase
+	}
+	if next := phaseOf(longSleep*window, 0); next != exploit {
+		t.Fatalf("every sleep %v long: phase %d follows the exploit phase, want it again (%d)", longSleep*window, next, exploit)
+	}
+	if next := phaseOf(window, 4); next != exploit {
+		t.Fatalf("three sleeps in four long: phase %d follows the exploit phase, want it again", next)
+	}
+	if next := phaseOf(window, 2); next != exploreSpin {
+		t.Fatalf("half the sleeps short (the feed sped up): phase %d follows the exploit phase, want %d (measuring spinning)", next, exploreSpin)
+	}
+}

@@ -134,7 +134,7 @@ func (r *Ring) Subscribe(o SubscriberOptions) (*Consumer, error) {
 		eof:       o.EOF,
 		eofAfter:  max(o.EOFAfter, 1),
 		name:      o.Name,
-		wait:      waiter{policy: o.Wait, barrier: barrierAvailable(), parks: r.u64(line + consParks), every: o.Liveness},
+		wait:      waiter{policy: o.Wait, spin: spinControl{phase: exploreSpin}, barrier: barrierAvailable(), parks: r.u64(line + consParks), every: o.Liveness},
 		fan:       &fanSub{lossy: o.Lossy, state: r.u32(line + consState), base: start.msgs, baseBytes: start.bytes},
 	}
 	c.wait.check = func() error { return c.noteCorrupt(c.maintain()) }

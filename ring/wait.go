@@ -363,6 +363,10 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 	start := time.Now()
 	parked, err := w.spinThenPark(ctx, d, try, start, w.spin.window(w.policy))
 	if !w.policy.NoPark && w.progress != nil {
+		if parked && w.spin.phase == exploit && w.spin.park {
+			// A sleep costs far more than a clock read.
+			w.spin.slept(time.Since(start), w.policy)
+		}
 		w.spin.waited(*w.progress, parked)
 	}
 	return err
@@ -384,6 +388,17 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 // fast and spins catch messages, spinning keeps its lower latency. A
 // spinning waiter yields to the process's other goroutines every few
 // looks, so that spinning does not hold up the goroutines it readied.
+//
+// A waiter starts by measuring (exploreWaits waits spinning, as many
+// sleeping at once) rather than by spinning through a whole exploit phase
+// (exploitWaits: a second, at a thousand messages a second). And while it
+// sleeps at once and three sleeps in four last longSleep windows or more
+// (such a feed), it does not measure spinning again: spins cannot catch
+// that feed and only burn a core, and beside busy threads the messages that
+// met a spinning waiter came late (shmbench -load 2: a one-way p99 of
+// 0.75-2.4 ms at a thousand messages a second with the spinning phases,
+// 0.07-0.55 ms without). Once its sleeps shorten (the feed speeds up), it
+// measures again.
 type spinControl struct {
 	phase         int  // exploit, exploreSpin or explorePark
 	park          bool // the choice exploited: sleep at once
@@ -395,6 +410,21 @@ type spinControl struct {
 	spinRate      float64          // messages per second measured spinning
 	clock         func() time.Time // nil: time.Now (tests set it)
 	exploitFor    time.Duration    // the exploit phase's least length; 0: exploitTime
+	// sleeps counts the sleeps of an exploit phase that sleeps at once,
+	// long those that lasted longSleep windows or more.
+	sleeps, long int
+}
+
+// longSleep: a sleep this many times the policy's Spin+Yield or longer
+// could not have been saved by spinning.
+const longSleep = 10
+
+// slept counts a sleep of an exploit phase that sleeps at once, d long.
+func (c *spinControl) slept(d time.Duration, p WaitPolicy) {
+	c.sleeps++
+	if d >= longSleep*(p.Spin+p.Yield) {
+		c.long++
+	}
 }
 
 const (
@@ -488,8 +518,15 @@ func (c *spinControl) waited(progress uint64, parked bool) {
 			c.park = rate > parkMargin*c.spinRate || c.spinFailed && !spinWins
 		}
 	}
-	c.phase = (c.phase + 1) % 3
+	next := (c.phase + 1) % 3
+	if c.phase == exploit && c.park && c.sleeps >= exploreWaits && 4*c.long >= 3*c.sleeps {
+		// Three sleeps in four were long: spinning cannot pay, and
+		// measuring it costs (see spinControl). Sleep on at once.
+		next = exploit
+	}
+	c.phase = next
 	c.waits, c.parked, c.start, c.startProgress = 0, 0, now, progress
+	c.sleeps, c.long = 0, 0
 }
 
 // spinThenPark is wait's spinning, yielding and sleeping: it spins and
