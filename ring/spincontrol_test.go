@@ -206,7 +206,8 @@ func TestHoldControl(t *testing.T) {
 // TestSpinControlLongSleeps: a waiter starts by measuring, not by spinning
 // through a whole exploit phase; one that sleeps at once, with three sleeps
 // in four lasting longSleep windows or more, skips the measuring of
-// spinning; and once its sleeps shorten, it measures again.
+// spinning, but for one phase in maxSkipped+1; and once its sleeps
+// shorten, it measures again.
 func TestSpinControlLongSleeps(t *testing.T) {
 	r := heapRing(t, Config{Capacity: 1024})
 	_, c := pair(t, r, ConsumerOptions{Wait: DefaultWaitPolicy})
@@ -247,11 +248,22 @@ func TestSpinControlLongSleeps(t *testing.T) {
 		}
 		return sc.phase
 	}
-	if next := phaseOf(longSleep*window, 0); next != exploit {
-		t.Fatalf("every sleep %v long: phase %d follows the exploit phase, want it again (%d)", longSleep*window, next, exploit)
+	for i := range maxSkipped {
+		sleepLen, longEvery := longSleep*window, 0
+		if i == 1 {
+			sleepLen, longEvery = window, 4 // three sleeps in four long
+		}
+		if next := phaseOf(sleepLen, longEvery); next != exploit {
+			t.Fatalf("exploit phase %d of long sleeps: phase %d follows, want the exploit phase again (%d)", i+1, next, exploit)
+		}
 	}
-	if next := phaseOf(window, 4); next != exploit {
-		t.Fatalf("three sleeps in four long: phase %d follows the exploit phase, want it again", next)
+	// Once in maxSkipped+1 phases, it measures anyway.
+	if next := phaseOf(longSleep*window, 0); next != exploreSpin {
+		t.Fatalf("exploit phase %d of long sleeps in a row: phase %d follows, want %d (measuring spinning)", maxSkipped+1, next, exploreSpin)
+	}
+	now = feed(&sc, now, &progress, time.Millisecond, one, always, 2)
+	if sc.phase != exploit || !sc.park {
+		t.Fatalf("a slow feed again: phase %d, park %v", sc.phase, sc.park)
 	}
 	if next := phaseOf(window, 2); next != exploreSpin {
 		t.Fatalf("half the sleeps short (the feed sped up): phase %d follows the exploit phase, want %d (measuring spinning)", next, exploreSpin)

@@ -393,12 +393,12 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 // sleeping at once) rather than by spinning through a whole exploit phase
 // (exploitWaits: a second, at a thousand messages a second). And while it
 // sleeps at once and three sleeps in four last longSleep windows or more
-// (such a feed), it does not measure spinning again: spins cannot catch
-// that feed and only burn a core, and beside busy threads the messages that
-// met a spinning waiter came late (shmbench -load 2: a one-way p99 of
-// 0.75-2.4 ms at a thousand messages a second with the spinning phases,
-// 0.07-0.55 ms without). Once its sleeps shorten (the feed speeds up), it
-// measures again.
+// (such a feed), it measures spinning only once in maxSkipped+1 phases:
+// spins cannot catch that feed and only burn a core, and beside busy
+// threads the messages that met a spinning waiter came late (shmbench
+// -load 2: a one-way p99 of 0.75-2.4 ms at a thousand messages a second
+// with a spinning phase in every three, 0.04-0.12 ms without). Once its
+// sleeps shorten (the feed speeds up), it measures at every round again.
 type spinControl struct {
 	phase         int  // exploit, exploreSpin or explorePark
 	park          bool // the choice exploited: sleep at once
@@ -411,9 +411,15 @@ type spinControl struct {
 	clock         func() time.Time // nil: time.Now (tests set it)
 	exploitFor    time.Duration    // the exploit phase's least length; 0: exploitTime
 	// sleeps counts the sleeps of an exploit phase that sleeps at once,
-	// long those that lasted longSleep windows or more.
-	sleeps, long int
+	// long those that lasted longSleep windows or more; skipped counts
+	// the measurements of spinning skipped in a row for long sleeps.
+	sleeps, long, skipped int
 }
+
+// maxSkipped bounds the measurements of spinning skipped in a row: a feed
+// whose sleeps are mostly long may still have bursts that spinning would
+// catch, and one phase in eight measures it.
+const maxSkipped = 7
 
 // longSleep: a sleep this many times the policy's Spin+Yield or longer
 // could not have been saved by spinning.
@@ -519,10 +525,13 @@ func (c *spinControl) waited(progress uint64, parked bool) {
 		}
 	}
 	next := (c.phase + 1) % 3
-	if c.phase == exploit && c.park && c.sleeps >= exploreWaits && 4*c.long >= 3*c.sleeps {
+	if c.phase == exploit && c.park && c.sleeps >= exploreWaits && 4*c.long >= 3*c.sleeps && c.skipped < maxSkipped {
 		// Three sleeps in four were long: spinning cannot pay, and
 		// measuring it costs (see spinControl). Sleep on at once.
 		next = exploit
+		c.skipped++
+	} else if c.phase == exploit {
+		c.skipped = 0
 	}
 	c.phase = next
 	c.waits, c.parked, c.start, c.startProgress = 0, 0, now, progress
