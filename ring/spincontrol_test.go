@@ -203,11 +203,11 @@ func TestHoldControl(t *testing.T) {
 	}
 }
 
-// TestSpinControlLongSleeps: a waiter starts by measuring, not by spinning
-// through a whole exploit phase; one that sleeps at once, with three sleeps
-// in four lasting longSleep windows or more, skips the measuring of
-// spinning, but for one phase in maxSkipped+1; and once its sleeps
-// shorten, it measures again.
+// TestSpinControlLongSleeps: a waiter starts by measuring; an exploit phase
+// that spins ends early once three waits in four ended in long sleeps
+// (longSleep windows or more); a waiter that sleeps at once, with three
+// sleeps in four that long, skips the measuring of spinning but for one
+// round in maxSkipped+1; and once its sleeps shorten, it measures again.
 func TestSpinControlLongSleeps(t *testing.T) {
 	r := heapRing(t, Config{Capacity: 1024})
 	_, c := pair(t, r, ConsumerOptions{Wait: DefaultWaitPolicy})
@@ -221,8 +221,34 @@ func TestSpinControlLongSleeps(t *testing.T) {
 	now := time.Unix(1000, 0)
 	one := func(int) uint64 { return 1 }
 	always := func(int) bool { return true }
+	// A zero controller spins; its waits end in long sleeps.
+	sc.clock = func() time.Time { return now }
+	waits := 0
+	for sc.phase == exploit {
+		if waits > exploitWaits {
+			t.Fatal("the first exploit phase lasted its whole length though every wait ended in a long sleep")
+		}
+		sc.slept(time.Millisecond, p) // longer than longSleep windows
+		now = now.Add(time.Millisecond)
+		progress++
+		sc.waited(progress, true)
+		waits++
+	}
+	if sc.phase != exploreSpin || waits != exploreWaits {
+		t.Fatalf("the exploit phase ended after %d waits in phase %d, want %d waits, then phase %d", waits, sc.phase, exploreWaits, exploreSpin)
+	}
+	// Measuring spinning ends after a quarter of its waits.
+	for waits = 0; sc.phase == exploreSpin; waits++ {
+		sc.slept(time.Millisecond, p) // longer than longSleep windows
+		now = now.Add(time.Millisecond)
+		progress++
+		sc.waited(progress, true)
+	}
+	if sc.phase != explorePark || waits != exploreWaits/4 || !sc.spinFailed {
+		t.Fatalf("measuring spinning ended after %d waits in phase %d (spins failed: %v), want %d waits, then phase %d", waits, sc.phase, sc.spinFailed, exploreWaits/4, explorePark)
+	}
 	// A feed slower than the window: sleep at once.
-	now = feed(&sc, now, &progress, time.Millisecond, one, always, 3)
+	now = feed(&sc, now, &progress, time.Millisecond, one, always, 1)
 	if sc.phase != exploit || !sc.park {
 		t.Fatalf("a slow feed: phase %d, park %v; want the exploit phase, sleeping at once", sc.phase, sc.park)
 	}

@@ -363,7 +363,7 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 	start := time.Now()
 	parked, err := w.spinThenPark(ctx, d, try, start, w.spin.window(w.policy))
 	if !w.policy.NoPark && w.progress != nil {
-		if parked && w.spin.phase == exploit && w.spin.park {
+		if parked {
 			// A sleep costs far more than a clock read.
 			w.spin.slept(time.Since(start), w.policy)
 		}
@@ -391,14 +391,20 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 //
 // A waiter starts by measuring (exploreWaits waits spinning, as many
 // sleeping at once) rather than by spinning through a whole exploit phase
-// (exploitWaits: a second, at a thousand messages a second). And while it
-// sleeps at once and three sleeps in four last longSleep windows or more
-// (such a feed), it measures spinning only once in maxSkipped+1 phases:
-// spins cannot catch that feed and only burn a core, and beside busy
-// threads the messages that met a spinning waiter came late (shmbench
-// -load 2: a one-way p99 of 0.75-2.4 ms at a thousand messages a second
-// with a spinning phase in every three, 0.04-0.12 ms without). Once its
-// sleeps shorten (the feed speeds up), it measures at every round again.
+// (exploitWaits: a second at a thousand messages a second; the zero
+// spinControl does start there, which the controller of holding the P on
+// one CPU wants). Waits that end in long sleeps (longSleep windows or
+// more: such a feed) tell that spinning cannot pay: spins cannot catch
+// that feed and only burn a core, and beside busy threads the messages
+// that met a spinning waiter came late (shmbench -load 2: a one-way p99 of
+// 0.75-2.4 ms at a thousand messages a second with a spinning phase at the
+// start and in every round, 0.04-0.12 ms without). So a phase that spins
+// ends as soon as three waits in four ended in long sleeps (a measuring
+// phase after a quarter of its usual waits, an exploit phase after as many
+// as a measuring phase has), and while the waiter sleeps at once with
+// three sleeps in four long, it measures spinning only once in
+// maxSkipped+1 rounds. Once its sleeps shorten (the feed speeds up), it
+// measures at every round again.
 type spinControl struct {
 	phase         int  // exploit, exploreSpin or explorePark
 	park          bool // the choice exploited: sleep at once
@@ -410,8 +416,8 @@ type spinControl struct {
 	spinRate      float64          // messages per second measured spinning
 	clock         func() time.Time // nil: time.Now (tests set it)
 	exploitFor    time.Duration    // the exploit phase's least length; 0: exploitTime
-	// sleeps counts the sleeps of an exploit phase that sleeps at once,
-	// long those that lasted longSleep windows or more; skipped counts
+	// sleeps counts the waits of this phase that ended asleep, long those
+	// that lasted longSleep windows or more; skipped counts
 	// the measurements of spinning skipped in a row for long sleeps.
 	sleeps, long, skipped int
 }
@@ -425,7 +431,7 @@ const maxSkipped = 7
 // could not have been saved by spinning.
 const longSleep = 10
 
-// slept counts a sleep of an exploit phase that sleeps at once, d long.
+// slept counts a wait that ended asleep, d long.
 func (c *spinControl) slept(d time.Duration, p WaitPolicy) {
 	c.sleeps++
 	if d >= longSleep*(p.Spin+p.Yield) {
@@ -483,7 +489,12 @@ func (c *spinControl) waited(progress uint64, parked bool) {
 	if c.phase == exploit {
 		least = exploitWaits
 	}
-	if !c.start.IsZero() && (c.waits < least || (c.waits-least)%64 != 0) {
+	// A phase that spins while three waits in four end in long sleeps
+	// ends early (see spinControl): an exploit phase after exploreWaits
+	// waits, a measuring one after a quarter of that.
+	cut := 4*c.long >= 3*c.waits && (c.phase == exploit && !c.park && c.waits >= exploreWaits ||
+		c.phase == exploreSpin && c.waits >= exploreWaits/4)
+	if !cut && !c.start.IsZero() && (c.waits < least || (c.waits-least)%64 != 0) {
 		return
 	}
 	now := time.Now()
@@ -501,11 +512,11 @@ func (c *spinControl) waited(progress uint64, parked bool) {
 		if c.exploitFor > 0 {
 			least = c.exploitFor
 		}
-		if elapsed < least {
+		if elapsed < least && !cut {
 			return
 		}
 	default:
-		if elapsed < exploreTime {
+		if elapsed < exploreTime && !cut {
 			return
 		}
 		rate := float64(progress-c.startProgress) / elapsed.Seconds()
