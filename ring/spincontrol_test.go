@@ -237,15 +237,15 @@ func TestSpinControlLongSleeps(t *testing.T) {
 	if sc.phase != exploreSpin || waits != exploreWaits {
 		t.Fatalf("the exploit phase ended after %d waits in phase %d, want %d waits, then phase %d", waits, sc.phase, exploreWaits, exploreSpin)
 	}
-	// Measuring spinning ends after a quarter of its waits.
+	// Measuring spinning ends after an eighth of its waits.
 	for waits = 0; sc.phase == exploreSpin; waits++ {
 		sc.slept(time.Millisecond, p) // longer than longSleep windows
 		now = now.Add(time.Millisecond)
 		progress++
 		sc.waited(progress, true)
 	}
-	if sc.phase != explorePark || waits != exploreWaits/4 || !sc.spinFailed {
-		t.Fatalf("measuring spinning ended after %d waits in phase %d (spins failed: %v), want %d waits, then phase %d", waits, sc.phase, sc.spinFailed, exploreWaits/4, explorePark)
+	if sc.phase != explorePark || waits != exploreWaits/8 || !sc.spinFailed {
+		t.Fatalf("measuring spinning ended after %d waits in phase %d (spins failed: %v), want %d waits, then phase %d", waits, sc.phase, sc.spinFailed, exploreWaits/8, explorePark)
 	}
 	// A feed slower than the window: sleep at once.
 	now = feed(&sc, now, &progress, time.Millisecond, one, always, 1)

@@ -400,7 +400,7 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 // 0.75-2.4 ms at a thousand messages a second with a spinning phase at the
 // start and in every round, 0.04-0.12 ms without). So a phase that spins
 // ends as soon as three waits in four ended in long sleeps (a measuring
-// phase after a quarter of its usual waits, an exploit phase after as many
+// phase after an eighth of its usual waits, an exploit phase after as many
 // as a measuring phase has), and while the waiter sleeps at once with
 // three sleeps in four long, it measures spinning only once in
 // maxSkipped+1 rounds. Once its sleeps shorten (the feed speeds up), it
@@ -491,9 +491,9 @@ func (c *spinControl) waited(progress uint64, parked bool) {
 	}
 	// A phase that spins while three waits in four end in long sleeps
 	// ends early (see spinControl): an exploit phase after exploreWaits
-	// waits, a measuring one after a quarter of that.
+	// waits, a measuring one after an eighth of that.
 	cut := 4*c.long >= 3*c.waits && (c.phase == exploit && !c.park && c.waits >= exploreWaits ||
-		c.phase == exploreSpin && c.waits >= exploreWaits/4)
+		c.phase == exploreSpin && c.waits >= exploreWaits/8)
 	if !cut && !c.start.IsZero() && (c.waits < least || (c.waits-least)%64 != 0) {
 		return
 	}
