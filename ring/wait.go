@@ -396,9 +396,9 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 // one CPU wants). Waits that end in long sleeps (longSleep windows or
 // more: such a feed) tell that spinning cannot pay: spins cannot catch
 // that feed and only burn a core, and beside busy threads the messages
-// that met a spinning waiter came late (shmbench -load 2: a one-way p99 of
-// 0.75-2.4 ms at a thousand messages a second with a spinning phase at the
-// start and in every round, 0.04-0.12 ms without). So a phase that spins
+// that met a spinning waiter came late (shmbench -load 2, a thousand
+// messages a second: a one-way p99 of milliseconds with spinning phases,
+// tens of microseconds without; BENCHMARKS.md). So a phase that spins
 // ends as soon as three waits in four ended in long sleeps (a measuring
 // phase after an eighth of its usual waits, an exploit phase after as many
 // as a measuring phase has), and while the waiter sleeps at once with
