@@ -416,10 +416,10 @@ type spinControl struct {
 	spinRate      float64          // messages per second measured spinning
 	clock         func() time.Time // nil: time.Now (tests set it)
 	exploitFor    time.Duration    // the exploit phase's least length; 0: exploitTime
-	// sleeps counts the waits of this phase that ended asleep, long those
-	// that lasted longSleep windows or more; skipped counts
-	// the measurements of spinning skipped in a row for long sleeps.
-	sleeps, long, skipped int
+	// long counts the waits of this phase that ended in a sleep of
+	// longSleep windows or more; skipped, the measurements of spinning
+	// skipped in a row for long sleeps.
+	long, skipped int
 }
 
 // maxSkipped bounds the measurements of spinning skipped in a row: a feed
@@ -431,9 +431,8 @@ const maxSkipped = 7
 // could not have been saved by spinning.
 const longSleep = 10
 
-// slept counts a wait that ended asleep, d long.
+// slept notes a wait that ended asleep, d long.
 func (c *spinControl) slept(d time.Duration, p WaitPolicy) {
-	c.sleeps++
 	if d >= longSleep*(p.Spin+p.Yield) {
 		c.long++
 	}
@@ -489,10 +488,11 @@ func (c *spinControl) waited(progress uint64, parked bool) {
 	if c.phase == exploit {
 		least = exploitWaits
 	}
-	// A phase that spins while three waits in four end in long sleeps
-	// ends early (see spinControl): an exploit phase after exploreWaits
-	// waits, a measuring one after an eighth of that.
-	cut := 4*c.long >= 3*c.waits && (c.phase == exploit && !c.park && c.waits >= exploreWaits ||
+	// Three waits in four ended in long sleeps: spinning cannot pay (see
+	// spinControl). A phase that spins then ends early: an exploit phase
+	// after exploreWaits waits, a measuring one after an eighth of that.
+	longSleeps := 4*c.long >= 3*c.waits
+	cut := longSleeps && (c.phase == exploit && !c.park && c.waits >= exploreWaits ||
 		c.phase == exploreSpin && c.waits >= exploreWaits/8)
 	if !cut && !c.start.IsZero() && (c.waits < least || (c.waits-least)%64 != 0) {
 		return
@@ -536,17 +536,16 @@ func (c *spinControl) waited(progress uint64, parked bool) {
 		}
 	}
 	next := (c.phase + 1) % 3
-	if c.phase == exploit && c.park && c.sleeps >= exploreWaits && 4*c.long >= 3*c.sleeps && c.skipped < maxSkipped {
-		// Three sleeps in four were long: spinning cannot pay, and
-		// measuring it costs (see spinControl). Sleep on at once.
+	if c.phase == exploit && c.park && longSleeps && c.skipped < maxSkipped {
+		// Measuring spinning costs, and cannot find it faster: sleep
+		// on at once.
 		next = exploit
 		c.skipped++
 	} else if c.phase == exploit {
 		c.skipped = 0
 	}
 	c.phase = next
-	c.waits, c.parked, c.start, c.startProgress = 0, 0, now, progress
-	c.sleeps, c.long = 0, 0
+	c.waits, c.parked, c.long, c.start, c.startProgress = 0, 0, 0, now, progress
 }
 
 // spinThenPark is wait's spinning, yielding and sleeping: it spins and
