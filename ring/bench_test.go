@@ -100,6 +100,26 @@ func BenchmarkOneGoroutine(b *testing.B) {
 	}
 }
 
+// BenchmarkOneGoroutineSend is BenchmarkOneGoroutine through the copying
+// calls, Send and Recv: what cmd/shmbench's stream calls.
+func BenchmarkOneGoroutineSend(b *testing.B) {
+	r := heapRing(b, Config{Capacity: 1 << 20})
+	p, c := pair(b, r, ConsumerOptions{})
+	b.ReportAllocs()
+	b.SetBytes(64)
+	msg, buf := make([]byte, 64), make([]byte, 64)
+	ctx := context.Background()
+	for i := range b.N {
+		msg[0] = byte(i)
+		if err := p.Send(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+		if n, err := c.Recv(ctx, buf); err != nil || n != 64 || buf[0] != byte(i) {
+			b.Fatal(n, err)
+		}
+	}
+}
+
 // BenchmarkRecoverDeadProducer measures how long a consumer waiting for data
 // takes to skip the claim of a producer that died holding it, with the
 // default liveness interval: the time from the death to the next message.

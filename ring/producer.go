@@ -380,8 +380,42 @@ func (p *Producer) commitFence() {
 // Send copies msg into the ring, waiting for space as the policy says. With
 // an error, nothing was written.
 func (p *Producer) Send(ctx context.Context, msg []byte) error {
+	if p.sendFast(msg) {
+		return nil
+	}
 	buf, err := p.Reserve(ctx, len(msg))
 	return p.copyCommit(buf, msg, err)
+}
+
+// sendFast is the common case of Send and TrySend in one call: a single
+// producer, open and not reserving, with room for msg before the end of the
+// data area by its last look at the head. It reports false, having written
+// nothing, for everything else, which Reserve and Commit handle (it makes
+// the same checks as they do, in another order).
+//
+// Through Reserve, claim, reserved and Commit a send made five calls before
+// commitAs. In one goroutine, sending and receiving a 64-byte message went
+// from 24.1 to 21.2 ns; between two processes a 64-byte stream went from
+// 30-32 to 53-55 M messages a second (cmd/shmbench, alternated runs). The
+// stream gained more than the calls cost: a consumer that falls behind
+// reads lines the producer has left, where one at its heels takes each
+// line while the producer still writes it (a consumer made faster the
+// same way brought the stream back to 37-39 M; BENCHMARKS.md).
+func (p *Producer) sendFast(msg []byte) bool {
+	r := p.r
+	n := uint64(len(msg))
+	pos := p.tail
+	off := pos & r.mask
+	rec := recordSize(n)
+	if p.multi || p.closed || p.resv || n > uint64(r.maxMessage) ||
+		r.capacity-off < rec || pos+rec-p.head > r.capacity ||
+		atomic.LoadUint32(r.removed) != 0 {
+		return false
+	}
+	copy(r.data[off+RecordHeaderSize:off+RecordHeaderSize+n], msg)
+	p.resvPos = pos
+	p.commitAs(uint32(n), p.kind, 1, n)
+	return true
 }
 
 // TrySend copies msg into the ring if there is room now, else returns ErrFull
@@ -389,6 +423,9 @@ func (p *Producer) Send(ctx context.Context, msg []byte) error {
 // wait for a new one; its lock is looked at once per liveness interval at
 // most). With an error, nothing was written.
 func (p *Producer) TrySend(msg []byte) error {
+	if p.sendFast(msg) {
+		return nil
+	}
 	buf, err := p.TryReserve(len(msg))
 	return p.copyCommit(buf, msg, err)
 }

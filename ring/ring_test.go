@@ -679,3 +679,86 @@ func TestCancelAfterManySleeps(t *testing.T) {
 		t.Fatal("the registration outlived Close")
 	}
 }
+
+// TestSendRefusals checks that Send and TrySend, whose common case takes a
+// shorter path than Reserve and Commit, refuse what Reserve refuses and
+// write nothing then: with a reservation held, a message over the maximum,
+// a full ring, a ring marked removed; and that they pad at the end of the
+// data area as Reserve does.
+func TestSendRefusals(t *testing.T) {
+	r := heapRing(t, Config{Capacity: 1024})
+	p, c := pair(t, r, ConsumerOptions{})
+	ctx := context.Background()
+	msg := make([]byte, 40)
+
+	buf, err := p.TryReserve(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "reserved")
+	if err := p.Send(ctx, msg); !errors.Is(err, ErrReservation) {
+		t.Fatalf("Send with a reservation held: got %v, want ErrReservation", err)
+	}
+	if err := p.TrySend(msg); !errors.Is(err, ErrReservation) {
+		t.Fatalf("TrySend with a reservation held: got %v, want ErrReservation", err)
+	}
+	if err := p.Commit(8); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 2048)
+	if n, err := c.TryRecv(got); err != nil || string(got[:n]) != "reserved" {
+		t.Fatalf("after refused sends: got %q, %v; want the reservation's message alone", got[:n], err)
+	}
+	if _, err := c.TryRecv(got); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("a refused send wrote a message: %v", err)
+	}
+
+	if err := p.TrySend(make([]byte, p.r.MaxMessage()+1)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("TrySend over the maximum: got %v, want ErrTooLarge", err)
+	}
+
+	// Across the end of the data area many times, two messages behind,
+	// and 40-byte messages do not divide it: padding at each turn.
+	for seq := range uint64(200) {
+		fill(msg, seq)
+		if err := p.Send(ctx, msg); err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		if seq < 2 {
+			continue
+		}
+		n, err := c.TryRecv(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, got[:n], seq-2, len(msg))
+	}
+	// Then fill it, and overfill it.
+	for p.TrySend(msg) == nil {
+	}
+	if err := p.TrySend(msg); !errors.Is(err, ErrFull) {
+		t.Fatalf("TrySend to a full ring: got %v, want ErrFull", err)
+	}
+	for {
+		if _, err := c.TryRecv(got); errors.Is(err, ErrEmpty) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A removed ring, where the producer's last look at the head leaves
+	// room.
+	r2 := heapRing(t, Config{Capacity: 1024})
+	p2, _ := pair(t, r2, ConsumerOptions{})
+	if err := p2.TrySend(msg); err != nil {
+		t.Fatal(err)
+	}
+	r2.MarkRemoved()
+	if err := p2.TrySend(msg); !errors.Is(err, ErrRingRemoved) {
+		t.Fatalf("TrySend to a removed ring: got %v, want ErrRingRemoved", err)
+	}
+	if err := p2.Send(ctx, msg); !errors.Is(err, ErrRingRemoved) {
+		t.Fatalf("Send to a removed ring: got %v, want ErrRingRemoved", err)
+	}
+}
