@@ -397,10 +397,10 @@ func (p *Producer) Send(ctx context.Context, msg []byte) error {
 // commitAs. In one goroutine, sending and receiving a 64-byte message went
 // from 24.1 to 21.2 ns; between two processes a 64-byte stream went from
 // 30-32 to 53-55 M messages a second (cmd/shmbench, alternated runs). The
-// stream gained more than the calls cost: a consumer that falls behind
-// reads lines the producer has left, where one at its heels takes each
-// line while the producer still writes it (a consumer made faster the
-// same way brought the stream back to 37-39 M; BENCHMARKS.md).
+// stream gained more than the calls cost: a producer that outruns its
+// consumer leaves it far behind (most of a megabyte), where a consumer that
+// keeps within a few hundred kilobytes slows the producer by a third
+// (BENCHMARKS.md, "A send in one call").
 func (p *Producer) sendFast(msg []byte) bool {
 	r := p.r
 	n := uint64(len(msg))
