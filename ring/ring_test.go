@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -760,5 +761,100 @@ func TestSendRefusals(t *testing.T) {
 	}
 	if err := p2.Send(ctx, msg); !errors.Is(err, ErrRingRemoved) {
 		t.Fatalf("Send to a removed ring: got %v, want ErrRingRemoved", err)
+	}
+}
+
+// TestOneCallReads drives two rings through the same random mix of sends
+// (single messages of every size, batches, aborted reservations) and reads
+// (Recv and TryRecv into buffers too small at times, Peek and TryPeek with
+// and without Release), one consumer taking the one-call path of the
+// reading calls (plainNext) and one not: every call must return the same
+// message or error on both, and the rings must end with the same head.
+func TestOneCallReads(t *testing.T) {
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	type side struct {
+		p *Producer
+		c *Consumer
+	}
+	var sides [2]side
+	for i := range sides {
+		r := heapRing(t, Config{Capacity: 4096})
+		p, c := pair(t, r, ConsumerOptions{})
+		c.oneCall = i == 1
+		sides[i] = side{p, c}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	type result struct {
+		msg string
+		err string
+	}
+	errText := func(err error) string {
+		if err == nil {
+			return ""
+		}
+		return err.Error()
+	}
+	var sent, got uint64
+	for step := range 20000 {
+		var res [2]result
+		op := rng.IntN(10)
+		size := rng.IntN(300)
+		bufSize := rng.IntN(320)
+		release := rng.IntN(2) == 0
+		for i, s := range sides {
+			msg := make([]byte, size)
+			fill(msg, sent)
+			switch op {
+			case 0, 1, 2:
+				res[i].err = errText(s.p.TrySend(msg))
+			case 3:
+				_, err := s.p.TrySendBatch([][]byte{msg, msg[:size/2], {}})
+				res[i].err = errText(err)
+			case 4:
+				if _, err := s.p.TryReserve(size); err == nil {
+					s.p.Abort()
+				}
+			case 5, 6:
+				buf := make([]byte, bufSize)
+				n, err := s.c.TryRecv(buf)
+				res[i] = result{string(buf[:n]), errText(err)}
+			case 7:
+				v, err := s.c.TryPeek()
+				res[i] = result{string(v), errText(err)}
+				if err == nil && release {
+					s.c.Release()
+				}
+			case 8:
+				v, err := s.c.TryPeek()
+				res[i] = result{string(v), errText(err)}
+			case 9:
+				// Ended: a blocking call that finds nothing
+				// returns at once.
+				buf := make([]byte, 320)
+				n, err := s.c.Recv(ended, buf)
+				res[i] = result{string(buf[:n]), errText(err)}
+			}
+		}
+		if a, b := sides[0].c, sides[1].c; a.head != b.head || a.viewing != b.viewing || a.viewing && a.viewNext != b.viewNext || a.inBatch != b.inBatch {
+			t.Fatalf("step %d, operation %d: the consumers differ: head %d/%d, viewing %v/%v to %d/%d, in a batch %v/%v",
+				step, op, a.head, b.head, a.viewing, b.viewing, a.viewNext, b.viewNext, a.inBatch, b.inBatch)
+		}
+		if res[0] != res[1] {
+			t.Fatalf("step %d, operation %d: the general path gave %q, %q; the one-call path %q, %q",
+				step, op, res[0].msg, res[0].err, res[1].msg, res[1].err)
+		}
+		if op <= 3 && res[0].err == "" {
+			sent++
+		}
+		if res[0].msg != "" {
+			got++
+		}
+	}
+	if sides[0].c.head != sides[1].c.head {
+		t.Fatalf("heads %d and %d", sides[0].c.head, sides[1].c.head)
+	}
+	if sent < 1000 || got < 1000 {
+		t.Fatalf("only %d sends and %d messages read: the mix does not exercise the paths", sent, got)
 	}
 }
