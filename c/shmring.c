@@ -1037,6 +1037,20 @@ static void note_full(shmring_producer *p, uint64_t front) {
 	}
 }
 
+/* CLAIM_BACKOFF: how many times a producer that lost the compare-and-swap
+ * of the tail to another pauses before it tries again, as the Go producer
+ * does (ring/claim_multi.go, claimBackoff): retrying at once passes the
+ * tail's line from core to core at every attempt. */
+#define CLAIM_BACKOFF 32
+
+static inline void cpu_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
 /* claim_multi: Many producers, "Claiming". */
 static int claim_multi(shmring_producer *p, uint64_t rec) {
 	shmring *r = p->r;
@@ -1072,6 +1086,7 @@ static int claim_multi(shmring_producer *p, uint64_t rec) {
 			p->resv_pos = pos + skip;
 			return 1;
 		}
+		for (int i = 0; i < CLAIM_BACKOFF; i++) cpu_pause();
 	}
 }
 
