@@ -187,3 +187,49 @@ func BenchmarkBatch64(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMultiProducer64 is four producer goroutines sending 64-byte
+// messages one at a time into a multi-producer ring, and one consumer: the
+// claims' contention on the tail (see claimBackoff). ns/op is per message.
+func BenchmarkMultiProducer64(b *testing.B) {
+	const producers = 4
+	r := heapRing(b, Config{Capacity: 1 << 20, MultiProducer: true, Slots: producers})
+	c, err := r.NewConsumer(ConsumerOptions{Wait: DefaultWaitPolicy})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.ReportAllocs()
+	b.SetBytes(64)
+	ctx := context.Background()
+	per := b.N/producers + 1
+	errs := make(chan error, producers)
+	for range producers {
+		p, err := r.NewProducer(ProducerOptions{Wait: DefaultWaitPolicy})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		go func() {
+			msg := make([]byte, 64)
+			for range per {
+				if err := p.Send(ctx, msg); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	buf := make([]byte, 64)
+	for range per * producers {
+		if n, err := c.Recv(ctx, buf); err != nil || n != 64 {
+			b.Fatal(n, err)
+		}
+	}
+	for range producers {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+}
