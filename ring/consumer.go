@@ -475,8 +475,8 @@ func (c *Consumer) TryRecv(buf []byte) (int, error) {
 // stream between two processes: 38-42 M messages a second against 53-60 M;
 // BENCHMARKS.md, "A send in one call"). On one CPU no line moves between
 // cores, and what the consumer saves goes to the producer: the stream went
-// from 31.7-32.9 to 34.2-35.4 M, four producers from 22.0-23.4 to
-// 25.4-25.6 M.
+// from 32.3-32.6 to 34.0-34.4 M, four producers from 23.0-23.1 to
+// 24.3-24.4 M (shmbench -cpus 1, alternated runs).
 func (c *Consumer) plainNext() (off, n, after uint64, ok bool) {
 	if !c.oneCall || c.closed || c.fan != nil || c.inBatch {
 		return 0, 0, 0, false
