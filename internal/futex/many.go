@@ -28,7 +28,19 @@ import (
 // a process waiting on thousands.
 const DirectSleepers = 2
 
-var direct atomic.Int32
+// direct counts the sleepers on a thread of their own; holders, those of
+// them that keep their P while they sleep.
+var direct, holders atomic.Int32
+
+// takeHold counts one more sleeper that keeps its P, if that leaves a P to
+// the process's other goroutines (or it is the first).
+func takeHold() bool {
+	if h := holders.Add(1); h < 2 || int(h) < runtime.GOMAXPROCS(0) {
+		return true
+	}
+	holders.Add(-1)
+	return false
+}
 
 // Sleep is Wait for callers that may be many, and that another goroutine
 // may need to interrupt: it sleeps on a thread of its own while fewer than
@@ -62,8 +74,12 @@ func SleepGiving(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av u
 		// last P gives it up at once (two goroutines asleep in one
 		// process with GOMAXPROCS 2 made a gRPC call between them 1.2 to
 		// 4 times slower, depending on the machine). With give, it
-		// gives it up whatever.
-		return waitAlarm(addr, val, timeout, a, av, give || k >= 2 && int(k) >= runtime.GOMAXPROCS(0))
+		// gives it up whatever, and does not count.
+		hold := !give && takeHold()
+		if hold {
+			defer holders.Add(-1)
+		}
+		return waitAlarm(addr, val, timeout, a, av, !hold)
 	}
 	direct.Add(-1)
 	s := sleepers.Get().(*sleeper)
@@ -104,6 +120,37 @@ func SleepGiving(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av u
 	return nil
 }
 
+// HoldDirect takes, if there is one, the place of a sleeper that sleeps on
+// a thread of its own keeping its P (SleepHeld), by the rule SleepGiving
+// follows: the first of DirectSleepers, unless it would hold the last P.
+// A sleeper that has a Bell sleeps there otherwise, holding no thread.
+// Release the place with ReleaseDirect.
+func HoldDirect() bool {
+	if !manyAvailable {
+		return false
+	}
+	if k := direct.Add(1); k <= directLimit && takeHold() {
+		return true
+	}
+	direct.Add(-1)
+	return false
+}
+
+// ReleaseDirect gives back the place HoldDirect took.
+func ReleaseDirect() {
+	holders.Add(-1)
+	direct.Add(-1)
+}
+
+// SleepHeld is Sleep for a sleeper that holds a place (HoldDirect): its
+// thread sleeps in the kernel keeping its P.
+func SleepHeld(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32) error {
+	if timeout <= 0 {
+		return os.ErrDeadlineExceeded
+	}
+	return waitAlarm(addr, val, timeout, a, av, false)
+}
+
 // An Alarm ends a Sleep from another goroutine without touching the word
 // slept on: that word may be in shared memory another process has since
 // truncated, where a store would fault. The zero Alarm is not usable: use
@@ -111,6 +158,7 @@ func SleepGiving(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av u
 type Alarm struct {
 	word atomic.Uint32
 	c    chan struct{}
+	bell atomic.Pointer[Bell] // also rung, for a sleeper on a Bell
 }
 
 // NewAlarm returns an alarm.
@@ -126,10 +174,21 @@ func (a *Alarm) Value() uint32 { return a.word.Load() }
 // Value it was given), and makes the next one return at once.
 func (a *Alarm) Ring() {
 	a.word.Add(1)
+	if b := a.bell.Load(); b != nil {
+		b.Interrupt()
+	}
 	wakePrivate(a.addr())
 	select {
 	case a.c <- struct{}{}:
 	default:
+	}
+}
+
+// RingsBell makes Ring also interrupt a sleep on b, on which the alarm's
+// sleeper sleeps (nil: none).
+func (a *Alarm) RingsBell(b *Bell) {
+	if a.bell.Load() != b {
+		a.bell.Store(b)
 	}
 }
 
