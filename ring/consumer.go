@@ -93,6 +93,12 @@ type ConsumerOptions struct {
 	// Name, if set, names the ring in the consumer's errors (see
 	// ErrorNamed).
 	Name string
+	// GiveP makes the consumer's kernel sleeps give up the thread's P
+	// (its right to run Go code) at once: for a consumer that waits long
+	// and seldom (a listener's), whose sleep should not keep a P from
+	// the process's other goroutines, nor take a place of the few
+	// sleepers that keep theirs for a quick wake-up.
+	GiveP bool
 }
 
 // NewConsumer attaches the ring's consumer and resumes at the published head:
@@ -130,7 +136,7 @@ func (r *Ring) NewConsumer(o ConsumerOptions) (*Consumer, error) {
 		eofAfter:  max(o.EOFAfter, 1),
 		name:      o.Name,
 		oneCall:   oneCPU(),
-		wait:      waiter{policy: o.Wait, spin: spinControl{phase: exploreSpin}, barrier: barrierAvailable(), parks: r.u64(offConsumer + consParks), every: o.Liveness},
+		wait:      waiter{policy: o.Wait, spin: spinControl{phase: exploreSpin}, barrier: barrierAvailable(), parks: r.u64(offConsumer + consParks), every: o.Liveness, giveP: o.GiveP},
 		messages:  atomic.LoadUint64(r.u64(offConsumer + consMessages)),
 		bytes:     atomic.LoadUint64(r.u64(offConsumer + consBytes)),
 		wakes:     atomic.LoadUint64(r.u64(offConsumer + consWakes)),

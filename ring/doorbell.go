@@ -11,6 +11,51 @@ import (
 // waiter armed it at.
 type doorbell struct {
 	word, waiters, armed *uint32
+	// bell, if set, is a second way to sleep and wake in this process:
+	// a sleeper without a thread of its own sleeps on it, counted as
+	// bellWaiter waiters, and wakes write to it when the count says so
+	// (see Ring.SetDataBell).
+	bell *futex.Bell
+}
+
+// bellWaiter is what a sleeper on a doorbell's bell adds to its waiter
+// count (FORMAT.md, "Connections", bells): wakers ring the bell when the
+// count is bellWaiter or more, the futex when its remainder is not zero.
+const bellWaiter = 1 << 16
+
+// counted is how a waiter counted itself on a doorbell, which says how it
+// sleeps: on the futex, on a thread that keeps its P (held, a place taken
+// with futex.HoldDirect), or on the bell (inc is bellWaiter).
+type counted struct {
+	inc  uint32
+	held bool
+}
+
+// count counts a waiter on d, about to sleep: on the futex, or, where d
+// has a bell, on a thread that keeps its P if one of the few such places
+// is free (and the waiter need not give its P up), on the futex giving
+// its P up if it gives it and prefers the futex (see quietSleep), on the
+// bell otherwise.
+func (d doorbell) count(give, preferFutex bool) counted {
+	c := counted{inc: 1}
+	switch {
+	case d.bell == nil:
+	case !give && futex.HoldDirect():
+		c.held = true
+	case give && preferFutex:
+	default:
+		c.inc = bellWaiter
+	}
+	atomic.AddUint32(d.waiters, c.inc)
+	return c
+}
+
+// uncount undoes count.
+func (d doorbell) uncount(c counted) {
+	atomic.AddUint32(d.waiters, -c.inc)
+	if c.held {
+		futex.ReleaseDirect()
+	}
 }
 
 // arm records, before a waiter counts itself, the doorbell value v it will
@@ -87,6 +132,15 @@ func (d doorbell) interrupt() {
 // no longer mapped (a truncated segment), where the sleepers have lost the
 // ring anyway, and the waking side has nothing better to do about it.
 func (d doorbell) wake() {
+	if d.bell != nil {
+		w := atomic.LoadUint32(d.waiters)
+		if w >= bellWaiter {
+			d.bell.Ring()
+		}
+		if w%bellWaiter == 0 {
+			return
+		}
+	}
 	n := futex.WakeAll
 	if futex.WakeCountMatters {
 		n = int(atomic.LoadUint32(d.waiters))

@@ -243,8 +243,8 @@ func attach(mem []byte, l Locker, rounded bool) (*Ring, error) {
 	r.data = mem[dataOff:size:size]
 	r.tail, r.head = r.u64(offTail), r.u64(offHead)
 	r.removed = r.u32(offRemoved)
-	r.dataDoor = doorbell{r.u32(offDataBell), r.u32(offDataWaiters), r.u32(offDataArmed)}
-	r.spaceDoor = doorbell{r.u32(offSpaceBell), r.u32(offSpaceWaiters), r.u32(offSpaceArmed)}
+	r.dataDoor = doorbell{word: r.u32(offDataBell), waiters: r.u32(offDataWaiters), armed: r.u32(offDataArmed)}
+	r.spaceDoor = doorbell{word: r.u32(offSpaceBell), waiters: r.u32(offSpaceWaiters), armed: r.u32(offSpaceArmed)}
 	r.locker = l
 	return r, nil
 }
@@ -280,6 +280,16 @@ func (r *Ring) MarkRemoved() {
 	r.dataDoor.interrupt()
 	r.spaceDoor.interrupt()
 }
+
+// SetDataBell makes b, in this process, the way the data doorbell's
+// sleeper sleeps (this process's consumer) and the way its wakers wake
+// (this process's producers): a Bell instead of the futex (see
+// futex.Bell). Every process that wakes the consumer must then ring the
+// same Bell, for a futex wake would not end its sleep: shmring's
+// connections agree on it in their handshake (FORMAT.md, "Connections").
+// A consumer whose ring has a Bell is not for a WaitSet. Call it before
+// the ring's producers and consumer are used; nil restores the futex.
+func (r *Ring) SetDataBell(b *futex.Bell) { r.dataDoor.bell = b }
 
 // Removed reports whether the ring is marked removed.
 func (r *Ring) Removed() bool { return atomic.LoadUint32(r.removed) != 0 }

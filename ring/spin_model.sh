@@ -1,6 +1,6 @@
 #!/bin/sh
-# Checks the Promela models with spin: wait.pml (the doorbell wake-up, and
-# fenced commits),
+# Checks the Promela models with spin: wait.pml (the doorbell wake-up,
+# fenced commits, and sleepers on a connection's bell),
 # wake.pml (how many sleepers a ring wakes), remove.pml (the removed mark),
 # watch.pml (peers watched while asleep), deadwaker.pml (a waker that dies
 # in the middle of its wake), waitset.pml (waiting on many rings),
@@ -36,6 +36,10 @@ check wait.pml "doorbell armed after the last look" fail -DARM_LATE
 check wait.pml "fenced producer that does not fence" fail -DNO_COMMIT_FENCE
 check wait.pml "fenced word decremented by a plain store" fail -DPLAIN_UNFENCE
 check wait.pml "unfenced commit before the decrement" fail -DUNFENCE_LATE
+check wait.pml "sleepers on a bell or the futex" pass -DBELL
+check wait.pml "bell emptied after the look at the word" fail -DBELL -DBELL_CHECK_FIRST
+check wait.pml "bell sleep without a look at the word" fail -DBELL -DNO_BELL_CHECK
+check wait.pml "a bell sleeper woken by the futex only" fail -DBELL -DFUTEX_WAKE_ONLY
 check wake.pml "two sleepers, futex" pass
 check wake.pml "two sleepers, Windows semaphore" pass -DSEMAPHORE
 check wake.pml "one sleeper woken per ring" fail -DWAKE_ONE

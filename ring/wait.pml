@@ -31,6 +31,17 @@
  * fenced word) and unfenced; the consumer skips the barrier when the fenced
  * word says every producer fences (here, the one producer).
  *
+ * Bells (FORMAT.md, "Connections", bells): with -DBELL, each sleep of the
+ * consumer is either on the futex, counted as 1 waiter, or on the bell (a
+ * FIFO the consumer reads through the poller), counted as BW waiters; the
+ * producer, after its compare-and-swap, loads the count again and makes a
+ * futex wake if its remainder modulo BW is not zero, and writes a byte
+ * into the bell if it is BW or more. A sleep on the bell empties the FIFO,
+ * then sleeps only if the word still holds v, until a byte is there.
+ * -DBELL -DBELL_CHECK_FIRST looks at the word before emptying the FIFO,
+ * -DBELL -DNO_BELL_CHECK never looks at the word, -DBELL -DFUTEX_WAKE_ONLY
+ * has the producer wake the futex only: each must lose a wake-up.
+ *
  * Build with -DNO_BARRIER to drop the fence, -DLATE_READ to read the doorbell
  * after the last look, or -DARM_LATE to arm the doorbell after the last look
  * instead of before the fence; -DNO_COMMIT_FENCE for a fenced producer that
@@ -48,6 +59,10 @@ byte waiters = 0;        /* the waiter count */
 byte bell = 0;           /* the doorbell */
 byte armed = 0;          /* the doorbell value the waiter armed it at */
 bool asleep = false;     /* the consumer is asleep in futex_wait */
+
+#define BW 4             /* what a sleeper on the bell adds to the waiter count */
+byte fifo = 0;           /* bytes in the bell's FIFO */
+bool onbell = false;     /* the consumer is asleep on the bell */
 
 byte fencedw = 1;        /* the fenced word: producers that fence each commit (it starts fenced) */
 byte pendF = 0;          /* PLAIN_UNFENCE: a decrement of fencedw still in the store buffer */
@@ -108,7 +123,24 @@ active proctype producer() {
 					fi
 				};
 				if
+#ifndef BELL
 				:: woke -> atomic { asleep = false }  /* futex.Wake */
+#else
+				:: woke ->                /* doorbell.wake: the count again */
+#ifndef FUTEX_WAKE_ONLY
+					if
+					:: waiters >= BW -> atomic { fifo++; onbell = false }  /* a byte: the poller wakes the sleeper */
+					:: else -> skip
+					fi;
+#endif
+					if
+					:: waiters % BW != 0 -> atomic { asleep = false }
+#ifdef FUTEX_WAKE_ONLY
+					:: waiters >= BW -> atomic { asleep = false }
+#endif
+					:: else -> skip
+					fi
+#endif
 				:: else
 				fi
 			:: else -> skip
@@ -125,6 +157,7 @@ active proctype producer() {
 active proctype consumer() {
 	byte got = 0;
 	byte v;
+	byte inc = 1;
 	do
 	:: got == N -> break
 	:: got < N && visible > got -> got++              /* spin: the stamp is there */
@@ -135,7 +168,13 @@ active proctype consumer() {
 #ifndef ARM_LATE
 		armed = v;                                    /* doorbell.arm */
 #endif
-		waiters++;
+#ifdef BELL
+		if                                            /* doorbell.count: futex or bell */
+		:: inc = 1
+		:: inc = BW
+		fi;
+#endif
+		waiters = waiters + inc;
 #ifndef NO_BARRIER
 		if
 		:: fencedw == 1 -> skip                       /* every producer fences: no barrier */
@@ -143,7 +182,7 @@ active proctype consumer() {
 		fi;
 #endif
 		if
-		:: visible > got -> waiters--                 /* the last look found it */
+		:: visible > got -> waiters = waiters - inc  /* the last look found it */
 		:: else ->
 #ifdef LATE_READ
 			v = bell;
@@ -151,14 +190,49 @@ active proctype consumer() {
 #ifdef ARM_LATE
 			armed = v;
 #endif
-			atomic {                              /* futex.Wait(bell, v) */
+			if
+			:: inc == 1 ->
+				atomic {                      /* futex.Wait(bell, v) */
+					if
+					:: bell == v -> asleep = true
+					:: else -> skip
+					fi
+				};
+				(!asleep)                     /* blocks until woken */
+			:: else ->                            /* Bell.Sleep */
+#ifdef BELL_CHECK_FIRST
 				if
-				:: bell == v -> asleep = true
+				:: bell == v ->
+					fifo = 0;             /* empties the FIFO after the look */
+					atomic {
+						if
+						:: fifo == 0 -> onbell = true
+						:: else -> skip
+						fi
+					};
+					(!onbell)
 				:: else -> skip
 				fi
-			};
-			(!asleep);                            /* blocks until woken */
-			waiters--
+#else
+				fifo = 0;                     /* empty the FIFO */
+#ifndef NO_BELL_CHECK
+				if
+				:: bell == v ->
+#endif
+					atomic {              /* park until a byte is there */
+						if
+						:: fifo == 0 -> onbell = true
+						:: else -> skip
+						fi
+					};
+					(!onbell)
+#ifndef NO_BELL_CHECK
+				:: else -> skip
+				fi
+#endif
+#endif
+			fi;
+			waiters = waiters - inc
 		fi
 	od;
 	assert(visible >= N)
