@@ -20,9 +20,10 @@ import (
 )
 
 // FuzzListenerRequest sends a listener anything a dialer could: a request
-// of any bytes (up to the listener ring's 32), and, when files is set,
-// files of any content at the names of the connection the request names
-// (garbage as the rings a client was to create). Whatever it gets, the
+// of any bytes (up to the listener ring's 32, the flags word that offers
+// bells included), and, when files is set, files of any content at the
+// names of the connection the request names (garbage as the rings and the
+// bells a client was to create). Whatever it gets, the
 // server must not crash or stop: a real Dial right after is accepted and
 // carries a message, and a request that is not one connects nobody.
 func FuzzListenerRequest(f *testing.F) {
@@ -61,7 +62,8 @@ func FuzzListenerRequest(f *testing.F) {
 			var id uuid.UUID
 			copy(id[:], req[16:])
 			base := filepath.Join(dir, fmt.Sprintf("%s.%x", name, id[:]))
-			for _, p := range []string{base + ".c", base + ".s"} {
+			// The bells' names too: files that are not FIFOs.
+			for _, p := range []string{base + ".c", base + ".s", base + ".c.bell", base + ".s.bell"} {
 				if err := os.WriteFile(p, content, 0o600); err == nil {
 					paths = append(paths, p)
 				}

@@ -13,12 +13,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/shmring/shmring"
+	"github.com/shmring/shmring/internal/futex"
 )
 
 // hostileDialerChild connects to SHMRING_TEST_NAME by hand, as FORMAT.md
@@ -54,6 +56,22 @@ func hostileDialerChild() int {
 		}
 		files = append(files, f)
 	}
+	// Bells too, where they work: the server sleeps on the one of its
+	// incoming ring, which this client then floods with bytes.
+	var flags uint32
+	bell := -1
+	if futex.BellsSupported() {
+		if err := futex.CreateBell(up.Path()+".bell", 0o600); err != nil {
+			return fail(err)
+		}
+		if err := futex.CreateBell(down.Path()+".bell", 0o600); err != nil {
+			return fail(err)
+		}
+		if bell, err = syscall.Open(up.Path()+".bell", os.O_RDWR|syscall.O_NONBLOCK, 0); err != nil {
+			return fail(err)
+		}
+		flags = 1
+	}
 	p, err := up.Producer()
 	if err != nil {
 		return fail(err)
@@ -69,6 +87,7 @@ func hostileDialerChild() int {
 	req := make([]byte, 32)
 	copy(req, "SHMCONN1")
 	binary.LittleEndian.PutUint32(req[8:], uint32(os.Getpid()))
+	binary.LittleEndian.PutUint32(req[12:], flags)
 	copy(req[16:], id[:])
 	if err := lp.Send(ctx, req); err != nil {
 		return fail(err)
@@ -100,6 +119,9 @@ func hostileDialerChild() int {
 				f.WriteAt(junk[:n], rng.Int64N(fi.Size()-int64(n)))
 			}
 			p.TrySend([]byte("more")) // keep the server reading
+			if bell >= 0 {
+				syscall.Write(bell, junk) // spurious wake-ups, and a FIFO kept full
+			}
 		}
 	case "truncate":
 		for _, f := range files {

@@ -54,7 +54,7 @@ func (r *Ring) newProducer() (p *ring.Producer, err error) {
 
 func (r *Ring) newConsumer() (c *ring.Consumer, err error) {
 	defer ring.CatchFault(debug.SetPanicOnFault(true), &err)
-	return r.r.NewConsumer(ring.ConsumerOptions{Wait: r.opts.wait, EOF: r.opts.eof, EOFAfter: r.opts.eofAfter, Liveness: r.opts.liveness, Name: r.name})
+	return r.r.NewConsumer(ring.ConsumerOptions{Wait: r.opts.wait, EOF: r.opts.eof, EOFAfter: r.opts.eofAfter, Liveness: r.opts.liveness, Name: r.name, GiveP: r.opts.giveP})
 }
 
 func (r *Ring) stats() (ring.Stats, error) { return stats(r.r) }

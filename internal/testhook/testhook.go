@@ -3,6 +3,8 @@
 // costs a load and a branch on a path that is not per message.
 package testhook
 
+import "sync/atomic"
+
 // HeadStored, if set, is called by a consumer right after it stores its
 // head in shared memory: the instant at which a consumer killed must not
 // have consumed a message it has not handed to its caller.
@@ -18,3 +20,8 @@ var BeforeEndLook func()
 // listening and made its rings, before it posts its request: the instant at
 // which the listener may close under it.
 var BeforeRequest func()
+
+// NoBells, if set, makes connections neither offer nor take bells: the
+// process plays a peer that has none (an older version, or a system
+// without them).
+var NoBells atomic.Bool
