@@ -2,14 +2,17 @@ package echo_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc"
 
 	"github.com/shmring/shmring"
 	echo "github.com/shmring/shmring/examples/grpc"
@@ -85,3 +88,36 @@ func BenchmarkUnary64Process(b *testing.B) { benchUnary(b, serverProcess(b), "sh
 // BenchmarkStream64Process streams 64-byte messages from a server in
 // another process; one op is one message.
 func BenchmarkStream64Process(b *testing.B) { benchStream(b, serverProcess(b), "shmring", "uds") }
+
+// BenchmarkUnary64ProcessTwoClients is BenchmarkUnary64Process with two
+// connections calling at once, each from a goroutine of its own: the
+// server's process and this one each have two readers asleep at a time,
+// as a server with several busy clients has. One op is one call.
+func BenchmarkUnary64ProcessTwoClients(b *testing.B) {
+	targets := serverProcess(b)
+	for _, via := range []string{"shmring", "uds"} {
+		b.Run(via, func(b *testing.B) {
+			ccs := []*grpc.ClientConn{client(b, targets[via]), client(b, targets[via])}
+			req := make([]byte, 64)
+			ctx := context.Background()
+			for _, cc := range ccs {
+				if _, err := echo.Echo(ctx, cc, req); err != nil { // connect first
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for i, cc := range ccs {
+				wg.Go(func() {
+					for range b.N/len(ccs) + i*(b.N%len(ccs)) {
+						if _, err := echo.Echo(ctx, cc, req); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}

@@ -15,8 +15,8 @@ import (
 // hands to another thread it must first wake; a sleep on a Bell parks only
 // the goroutine, as a read of a socket does, and the thread goes on with
 // the process's other goroutines or polls. With one CPU that saves two
-// thread switches a sleep (see BENCHMARKS.md, "A doorbell the netpoller
-// waits on").
+// thread switches a sleep (BENCHMARKS.md, "Bells: connection readers that
+// park in the poller").
 //
 // The words and waiter counts of the doorbell protocol stay as they are;
 // only the sleep and the wake change: a waker that moved the word writes a
