@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/shmring/shmring"
+	"github.com/shmring/shmring/internal/shm"
 )
 
 // TestConnPeerKilled: the server end of a connection whose client process
@@ -140,6 +142,12 @@ func named(t *testing.T, prefix string) []string {
 	for _, r := range rings {
 		if strings.HasPrefix(r.Name, prefix) {
 			names = append(names, r.Name)
+		}
+	}
+	// And what List does not show: the bells, FIFOs beside the rings.
+	if bells, err := filepath.Glob(filepath.Join(shm.Dir(), prefix+"*.bell")); err == nil {
+		for _, b := range bells {
+			names = append(names, filepath.Base(b))
 		}
 	}
 	return names

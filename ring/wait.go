@@ -176,9 +176,9 @@ type waiter struct {
 // of the FIFO and a trip through the poller); the thread the runtime
 // starts for a P given up, which a bell saves, then costs nothing on that
 // path. Under load (HTTP on one CPU, sleeps of tens of microseconds) the
-// bell saves that thread's switches: 0.8-1.1x a Unix socket's round trip
-// against 1.06-1.17x. A low rate of 1000 messages a second on one CPU: 10-12
-// µs p50 on the futex, 13-19 µs on the bell.
+// bell saves that thread's switches (BENCHMARKS.md, "Bells"). A low rate
+// of 1000 messages a second on one CPU, in one sitting: 10-12 µs p50
+// sleeping on the futex, 13-19 µs on the bell.
 const quietSleep = 250 * time.Microsecond
 
 // holdExploit is how long hold keeps a choice before it measures again:
