@@ -34,13 +34,22 @@ var direct, holders atomic.Int32
 
 // takeHold counts one more sleeper that keeps its P, if that leaves a P to
 // the process's other goroutines (or it is the first).
+//
+// With one P, a sleeper keeps it only while no goroutine of the process
+// waits on a Bell: the byte that wakes that one needs the P to run it, and
+// would wait for the runtime's monitor to take it back.
 func takeHold() bool {
 	if h := holders.Add(1); h < 2 || int(h) < runtime.GOMAXPROCS(0) {
-		return true
+		if runtime.GOMAXPROCS(0) > 1 || bellSleepers.Load() == 0 {
+			return true
+		}
 	}
 	holders.Add(-1)
 	return false
 }
+
+// bellSleepers counts the goroutines of this process asleep on a Bell.
+var bellSleepers atomic.Int32
 
 // Sleep is Wait for callers that may be many, and that another goroutine
 // may need to interrupt: it sleeps on a thread of its own while fewer than
