@@ -342,7 +342,10 @@ func child() int {
 			return 2
 		}
 		defer done()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		// A bound for a hang, not a speed: 300k messages that each
+		// wake a sleeper took 62-63 s under Wine on a VM whose system
+		// calls are dear.
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 		defer cancel()
 		buf := make([]byte, maxSize)
 		for seq := range count {
@@ -501,7 +504,7 @@ func TestTwoProcesses(t *testing.T) {
 			defer c.Close()
 			cmd, out := startChild(t, "producer", "SHMRING_TEST_PATH="+path,
 				fmt.Sprint("SHMRING_TEST_COUNT=", count), fmt.Sprint("SHMRING_TEST_MAXSIZE=", maxSize))
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			buf, want := make([]byte, maxSize), make([]byte, maxSize)
 			seq := uint64(0)
