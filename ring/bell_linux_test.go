@@ -39,10 +39,12 @@ func TestBellSleepKinds(t *testing.T) {
 		{"one CPU, busy: bell", true, false, 0, func(k *kinds) int64 { return k.bell.Load() }, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			// The case decides, not the machine (a test pinned to one
+			// CPU would otherwise take the one-CPU path in every case).
+			defer func(f func() bool) { oneCPU = f }(oneCPU)
+			oneCPU = func() bool { return c.oneCPU }
 			if c.oneCPU {
 				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-				defer func(f func() bool) { oneCPU = f }(oneCPU)
-				oneCPU = func() bool { return true }
 			}
 			if c.occupy {
 				for futex.HoldDirect() {
