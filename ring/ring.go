@@ -287,8 +287,9 @@ func (r *Ring) MarkRemoved() {
 // futex.Bell). Every process that wakes the consumer must then ring the
 // same Bell, for a futex wake would not end its sleep: shmring's
 // connections agree on it in their handshake (FORMAT.md, "Connections").
-// A consumer whose ring has a Bell is not for a WaitSet. Call it before
-// the ring's producers and consumer are used; nil restores the futex.
+// A consumer whose ring has a Bell is not for a WaitSet. Call it while no
+// other goroutine uses the ring's producers or consumer; nil restores the
+// futex.
 func (r *Ring) SetDataBell(b *futex.Bell) { r.dataDoor.bell = b }
 
 // Removed reports whether the ring is marked removed.
