@@ -50,7 +50,7 @@ type options struct {
 	liveness     time.Duration
 	waitConsumer bool
 	endConsumer  bool // a connection's ring: a wait for room ends when its consumer closes
-	giveP        bool // a listener's ring: its consumer's sleeps give up the P (ring.ConsumerOptions.GiveP)
+	giveP        bool // a listener's ring, or a connection's to this process: its consumer's sleeps give up the P (ring.ConsumerOptions.GiveP)
 	eofAfter     uint64
 	replace      bool
 	subscribers  uint32        // WithSubscribers

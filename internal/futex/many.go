@@ -39,10 +39,9 @@ var direct, holders atomic.Int32
 // waits on a Bell: the byte that wakes that one needs the P to run it, and
 // would wait for the runtime's monitor to take it back.
 func takeHold() bool {
-	if h := holders.Add(1); h < 2 || int(h) < runtime.GOMAXPROCS(0) {
-		if runtime.GOMAXPROCS(0) > 1 || bellSleepers.Load() == 0 {
-			return true
-		}
+	ps := runtime.GOMAXPROCS(0)
+	if h := holders.Add(1); (h < 2 || int(h) < ps) && (ps > 1 || bellSleepers.Load() == 0) {
+		return true
 	}
 	holders.Add(-1)
 	return false
