@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,11 +127,13 @@ func TestManyRingsManyProducers(t *testing.T) {
 			}
 			prefix := ringName(t) + "-"
 			cs := make([]*shmring.Consumer, rings)
+			rs := make([]*shmring.Ring, rings)
 			for i := range cs {
 				name := fmt.Sprint(prefix, i)
 				r, err := shmring.Create(name, shmring.WithCapacity(4096), shmring.WithMultiProducer(), shmring.WithSlots(feeders), shmring.WithEOF(false))
 				skipUnsupported(t, err)
 				t.Cleanup(func() { r.Close(); shmring.Remove(name) })
+				rs[i] = r
 				if cs[i], err = r.Consumer(); err != nil {
 					t.Fatal(err)
 				}
@@ -171,15 +174,52 @@ func TestManyRingsManyProducers(t *testing.T) {
 				next[id][ring]++
 				return nil
 			}
+			// stalled says, when the deadline passes, whether the
+			// messages missing were sent and left unread (a lost wake-up)
+			// or never sent (slow or stuck feeders).
+			stalled := func() string {
+				var b strings.Builder
+				for id := range feeders {
+					got := uint64(0)
+					for _, n := range next[id] {
+						got += n
+					}
+					fmt.Fprintf(&b, "\nfeeder %d: %d of its %d messages received", id, got, count)
+				}
+				unread := 0
+				var sent, parks, wakes uint64
+				for i, r := range rs {
+					st, err := r.Stats()
+					if err != nil {
+						fmt.Fprintf(&b, "\nring %d: %v", i, err)
+						continue
+					}
+					parks += st.Consumer.Parks
+					for _, sl := range st.Slots {
+						sent += sl.Messages
+						wakes += sl.Wakes
+					}
+					if st.Head != st.Tail {
+						unread++
+						if unread <= 3 {
+							fmt.Fprintf(&b, "\nring %d: %d bytes unread (head %d, tail %d)", i, st.Tail-st.Head, st.Head, st.Tail)
+						}
+					}
+				}
+				fmt.Fprintf(&b, "\n%d rings hold unread messages; %d messages sent; the consumers slept %d times, the feeders woke them %d times", unread, sent, parks, wakes)
+				b.WriteString(goroutineSummary())
+				return b.String()
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			peak := 0
+			stop := threadPeak()
 			total := 0
 			if mode == "WaitSet" {
-				total, peak = serveWithSet(t, ctx, cs, feeders*count, check)
+				total = serveWithSet(t, ctx, cs, feeders*count, check, stalled)
 			} else {
-				total, peak = serveWithGoroutines(t, ctx, cs, feeders*count, check)
+				total = serveWithGoroutines(t, ctx, cs, feeders*count, check, stalled)
 			}
+			peak := stop()
 			for i, cmd := range cmds {
 				if err := cmd.Wait(); err != nil {
 					t.Errorf("feeder %d: %v", i, err)
@@ -223,7 +263,7 @@ func TestManyRingsManyProducers(t *testing.T) {
 	}
 }
 
-func serveWithSet(t *testing.T, ctx context.Context, cs []*shmring.Consumer, want int, check func(int, []byte) error) (total, peak int) {
+func serveWithSet(t *testing.T, ctx context.Context, cs []*shmring.Consumer, want int, check func(int, []byte) error, stalled func() string) (total int) {
 	set := shmring.NewWaitSet()
 	defer set.Close()
 	index := map[*shmring.Consumer]int{}
@@ -239,7 +279,7 @@ func serveWithSet(t *testing.T, ctx context.Context, cs []*shmring.Consumer, wan
 		var err error
 		ready, err = set.Wait(ctx, ready[:0])
 		if err != nil {
-			t.Fatalf("Wait after %d messages: %v", total, err)
+			t.Fatalf("Wait after %d messages of %d: %v%s", total, want, err, stalled())
 		}
 		for _, r := range ready {
 			if r.Err != nil {
@@ -259,14 +299,11 @@ func serveWithSet(t *testing.T, ctx context.Context, cs []*shmring.Consumer, wan
 				total++
 			}
 		}
-		if waits%64 == 0 {
-			peak = max(peak, osthreads.Count())
-		}
 	}
-	return total, max(peak, osthreads.Count())
+	return total
 }
 
-func serveWithGoroutines(t *testing.T, ctx context.Context, cs []*shmring.Consumer, want int, check func(int, []byte) error) (total, peak int) {
+func serveWithGoroutines(t *testing.T, ctx context.Context, cs []*shmring.Consumer, want int, check func(int, []byte) error, stalled func() string) (total int) {
 	type got struct {
 		ring int
 		msg  []byte
@@ -292,30 +329,65 @@ func serveWithGoroutines(t *testing.T, ctx context.Context, cs []*shmring.Consum
 			}
 		}()
 	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
+	// Five seconds before the deadline, while the goroutines still wait
+	// in Recv, note where they are.
+	var late <-chan time.Time
+	before := ""
+	if dl, ok := ctx.Deadline(); ok {
+		late = time.After(time.Until(dl) - 5*time.Second)
+	}
 	for total < want {
 		select {
 		case g := <-ch:
 			if g.err != nil {
-				t.Fatal(g.err)
+				// A Recv can reach the context's deadline just before
+				// the context says so.
+				t.Fatalf("ring %d, after %d messages of %d: %v%s\nfive seconds before:%s", g.ring, total, want, g.err, stalled(), before)
 			}
 			if err := check(g.ring, g.msg); err != nil {
 				t.Fatal(err)
 			}
 			total++
-		case <-tick.C:
-			peak = max(peak, osthreads.Count())
+		case <-late:
+			before = fmt.Sprintf(" %d messages received%s", total, stalled())
 		case <-ctx.Done():
-			t.Fatalf("%d messages of %d after %v", total, want, ctx.Err())
+			t.Fatalf("%d messages of %d after %v%s\nfive seconds before:%s", total, want, ctx.Err(), stalled(), before)
 		}
 	}
-	peak = max(peak, osthreads.Count())
 	cancel()
 	for range cs {
 		<-done
 	}
-	return total, peak
+	return total
+}
+
+// threadPeak counts this process's threads every 20 ms, in a goroutine of
+// its own, until stop, which returns the highest count seen. Counting
+// takes a snapshot of every thread of the system on Windows, which takes
+// tens of milliseconds under Wine beside a busy process: done in the loop
+// that receives the messages, it slowed that loop to a few dozen messages a
+// second.
+func threadPeak() (stop func() int) {
+	done := make(chan struct{})
+	res := make(chan int)
+	go func() {
+		peak := osthreads.Count()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				peak = max(peak, osthreads.Count())
+			case <-done:
+				res <- max(peak, osthreads.Count())
+				return
+			}
+		}
+	}()
+	return func() int {
+		close(done)
+		return <-res
+	}
 }
 
 // claimChild attaches a producer to the ring SHMRING_TEST_NAME, reserves
@@ -428,4 +500,49 @@ func TestWaitSetPeerDeath(t *testing.T) {
 			t.Fatalf("after the consumer was killed: got %v, %v; want producer 2 with ErrConsumerDead", ready, err)
 		}
 	})
+}
+
+// goroutineSummary counts this process's goroutines by where they are (the
+// functions on their stacks), most common first: what a stalled test was
+// doing.
+func goroutineSummary() string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	counts := map[string]int{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		var fns []string
+		lines := strings.Split(g, "\n")
+		for _, l := range lines[1:] {
+			if l != "" && !strings.HasPrefix(l, "\t") {
+				fn, _, _ := strings.Cut(l, "(")
+				fns = append(fns, fn)
+			}
+		}
+		state := ""
+		if _, rest, ok := strings.Cut(lines[0], "["); ok {
+			state, _, _ = strings.Cut(rest, ",")
+			state, _, _ = strings.Cut(state, "]")
+		}
+		counts[state+": "+strings.Join(fns, " < ")]++
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return counts[keys[i]] > counts[keys[j]] })
+	var b strings.Builder
+	for i, k := range keys {
+		if i == 6 {
+			break
+		}
+		fmt.Fprintf(&b, "\n%d goroutines, %s", counts[k], k)
+	}
+	return b.String()
 }
