@@ -17,7 +17,9 @@ import (
 // the ways a sleeper counts itself (doorbell.count): on a thread that keeps
 // its P (the first sleeper of a process), on the bell (no such place
 // left), on the futex giving the P up (one CPU, a quiet feed), on the bell
-// on one CPU (a busy exchange). Every message must arrive, in order, and
+// on one CPU (a busy exchange); and that on one CPU, sleeps of holdSleep or
+// more do not keep the P even where the controller chooses holding. Every
+// message must arrive, in order, and
 // each case must have slept the way it is about: a waker that wakes the
 // wrong way leaves the consumer asleep, and the message's deadline passes.
 func TestBellSleepKinds(t *testing.T) {
@@ -30,13 +32,20 @@ func TestBellSleepKinds(t *testing.T) {
 		oneCPU  bool
 		occupy  bool          // take every place of a sleeper that keeps its P first
 		gap     time.Duration // between messages; 0: each after the last was read
+		hold    bool          // the one-CPU controller chooses holding the P
 		want    func(k *kinds) int64
 		minimum int64
+		fewHeld bool // at most a tenth of the sleeps may keep the P
 	}{
-		{"held", false, false, 2 * time.Millisecond, func(k *kinds) int64 { return k.held.Load() }, 1},
-		{"bell", false, true, 2 * time.Millisecond, func(k *kinds) int64 { return k.bell.Load() }, 1},
-		{"one CPU, quiet: futex", true, false, 2 * time.Millisecond, func(k *kinds) int64 { return k.futex.Load() }, 1},
-		{"one CPU, busy: bell", true, false, 0, func(k *kinds) int64 { return k.bell.Load() }, 1},
+		{"held", false, false, 2 * time.Millisecond, false, func(k *kinds) int64 { return k.held.Load() }, 1, false},
+		{"bell", false, true, 2 * time.Millisecond, false, func(k *kinds) int64 { return k.bell.Load() }, 1, false},
+		{"one CPU, quiet: futex", true, false, 2 * time.Millisecond, false, func(k *kinds) int64 { return k.futex.Load() }, 1, false},
+		{"one CPU, busy: bell", true, false, 0, false, func(k *kinds) int64 { return k.bell.Load() }, 1, false},
+		// Sleeps of holdSleep or more (paced by a 50 µs timer, which
+		// sleeps longer, often beyond quietSleep): even where the
+		// controller chooses holding, a sleep keeps the P only after
+		// short ones.
+		{"one CPU, holding chosen, long sleeps: not held", true, false, 50 * time.Microsecond, true, func(k *kinds) int64 { return k.bell.Load() + k.futex.Load() }, 1, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			// The case decides, not the machine (a test pinned to one
@@ -81,6 +90,10 @@ func TestBellSleepKinds(t *testing.T) {
 			policy := DefaultWaitPolicy
 			policy.ParkSlice = time.Hour
 			p, cons := pair(t, r, ConsumerOptions{Wait: policy, Liveness: time.Hour})
+			if c.hold {
+				// Exploiting "hold" for longer than the test lasts.
+				cons.wait.hold = spinControl{phase: exploit, park: true, start: time.Now()}
+			}
 			read := make(chan struct{}, 1)
 			const count = 300
 			sent := make(chan error, 1)
@@ -129,6 +142,9 @@ func TestBellSleepKinds(t *testing.T) {
 			t.Logf("sleeps: %d keeping the P, %d on the futex, %d on the bell", k.held.Load(), k.futex.Load(), k.bell.Load())
 			if got := c.want(&k); got < c.minimum {
 				t.Errorf("%d sleeps of the kind this case is about", got)
+			}
+			if all := k.held.Load() + k.futex.Load() + k.bell.Load(); c.fewHeld && 10*k.held.Load() > all {
+				t.Errorf("%d sleeps of %d kept the P, want at most a tenth", k.held.Load(), all)
 			}
 		})
 	}

@@ -38,7 +38,7 @@ check wait.pml "fenced word decremented by a plain store" fail -DPLAIN_UNFENCE
 check wait.pml "unfenced commit before the decrement" fail -DUNFENCE_LATE
 check wait.pml "sleepers on a bell or the futex" pass -DBELL
 check wait.pml "bell emptied after the look at the word" fail -DBELL -DBELL_CHECK_FIRST
-check wait.pml "bell sleep without a look at the word" fail -DBELL -DNO_BELL_CHECK
+check wait.pml "bell sleep with no look after emptying the FIFO" fail -DBELL -DNO_BELL_CHECK
 check wait.pml "a bell sleeper woken by the futex only" fail -DBELL -DFUTEX_WAKE_ONLY
 check wake.pml "two sleepers, futex" pass
 check wake.pml "two sleepers, Windows semaphore" pass -DSEMAPHORE

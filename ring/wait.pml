@@ -36,10 +36,12 @@
  * FIFO the consumer reads through the poller), counted as BW waiters; the
  * producer, after its compare-and-swap, loads the count again and makes a
  * futex wake if its remainder modulo BW is not zero, and writes a byte
- * into the bell if it is BW or more. A sleep on the bell empties the FIFO,
- * then sleeps only if the word still holds v, until a byte is there.
- * -DBELL -DBELL_CHECK_FIRST looks at the word before emptying the FIFO,
- * -DBELL -DNO_BELL_CHECK never looks at the word, -DBELL -DFUTEX_WAKE_ONLY
+ * into the bell if it is BW or more. A sleep on the bell ends at once if
+ * the word no longer holds v, leaving the FIFO as it is (the byte that woke
+ * it is emptied by the next sleep); otherwise it empties the FIFO, then
+ * sleeps only if the word still holds v, until a byte is there.
+ * -DBELL -DBELL_CHECK_FIRST looks at the word only before emptying the
+ * FIFO, -DBELL -DNO_BELL_CHECK never looks after emptying, -DBELL -DFUTEX_WAKE_ONLY
  * has the producer wake the futex only: each must lose a wake-up.
  *
  * Build with -DNO_BARRIER to drop the fence, -DLATE_READ to read the doorbell
@@ -214,6 +216,9 @@ active proctype consumer() {
 				:: else -> skip
 				fi
 #else
+				if
+				:: bell != v -> skip          /* over at the first look: the FIFO is left as it is */
+				:: else ->
 				fifo = 0;                     /* empty the FIFO */
 #ifndef NO_BELL_CHECK
 				if
@@ -230,6 +235,7 @@ active proctype consumer() {
 				:: else -> skip
 				fi
 #endif
+				fi
 #endif
 			fi;
 			waiters = waiters - inc

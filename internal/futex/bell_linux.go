@@ -63,10 +63,23 @@ func OpenBell(path string, uid int) (*Bell, error) {
 	return newBell(f)
 }
 
-// look is the poller's callback: empty the FIFO, then report whether the
-// sleep is over (the word moved, or the alarm rang).
+// look is the poller's callback: report whether the sleep is over (the
+// word moved, or the alarm rang), looking again after emptying the FIFO if
+// it is not. A sleep found over at the first look reads nothing: the byte
+// that woke it stays in the FIFO until the next sleep that must wait
+// empties it, which saves a read per wake-up; the FIFO is always emptied
+// before a look that lets the goroutine park.
 func (b *Bell) look(fd uintptr) bool {
+	if b.over() {
+		return true
+	}
 	b.drain(fd)
+	return b.over()
+}
+
+// over reports whether the sleep is over: the word moved, or the alarm
+// rang.
+func (b *Bell) over() bool {
 	if atomic.LoadUint32(b.word) != b.val {
 		return true
 	}

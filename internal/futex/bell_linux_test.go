@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/shmring/shmring/internal/futex"
 )
 
@@ -89,6 +91,48 @@ func TestBellLooksAfterEmptying(t *testing.T) {
 	}
 }
 
+// peekFIFO opens the FIFO at path a third time, to look at what it holds.
+func peekFIFO(t *testing.T, path string) *os.File {
+	t.Helper()
+	peek, err := os.OpenFile(path, os.O_RDWR|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peek.Close() })
+	return peek
+}
+
+// TestBellReadsOnlyToWait: a sleep whose word has already moved returns
+// without reading the FIFO (the byte that woke it is left for the next
+// sleep: a read saved per wake-up); the next sleep that must wait empties
+// it first, so that the stale byte does not end it.
+func TestBellReadsOnlyToWait(t *testing.T) {
+	sleeper, ringer, path := bells(t)
+	peek := peekFIFO(t, path)
+	held := func() int {
+		n, err := unix.IoctlGetInt(int(peek.Fd()), unix.TIOCINQ) // FIONREAD
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	word := uint32(7)
+	ringer.Ring()
+	if err := sleeper.Sleep(&word, 0, time.Hour, nil, 0); err != nil {
+		t.Fatalf("a sleep on a word that moved: %v", err)
+	}
+	if n := held(); n != 1 {
+		t.Fatalf("the FIFO holds %d bytes after a sleep that had nothing to wait for, want the 1 rung", n)
+	}
+	start := time.Now()
+	if err := sleeper.Sleep(&word, 7, 50*time.Millisecond, nil, 0); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a sleep after a stale byte: %v after %v, want a timeout", err, time.Since(start))
+	}
+	if n := held(); n != 0 {
+		t.Fatalf("the FIFO holds %d bytes after a sleep that waited, want 0", n)
+	}
+}
+
 // TestBellFull: a FIFO filled by rings for nothing (a peer that writes
 // without pause, or many wakes for sleeps that did not happen) is emptied
 // by the next sleep, so that the ring that matters can write its byte and
@@ -96,11 +140,7 @@ func TestBellLooksAfterEmptying(t *testing.T) {
 // kernel.
 func TestBellFull(t *testing.T) {
 	sleeper, ringer, path := bells(t)
-	peek, err := os.OpenFile(path, os.O_RDWR|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peek.Close()
+	peek := peekFIFO(t, path)
 	var word uint32
 	for range 1 << 17 { // twice what a pipe holds by default
 		ringer.Ring()
