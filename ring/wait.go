@@ -166,8 +166,10 @@ type waiter struct {
 	// that lasted holdSleep or more (up by one for each, down by one for
 	// each shorter one, between 0 and 3); from 2 on, a wait does not keep
 	// its P. One long sleep among short ones (a round trip's tail) does
-	// not change the way it sleeps.
+	// not change the way it sleeps. given counts the waits since, and
+	// after holdProbe of them longs starts again from 0.
 	longs int8
+	given int16
 
 	spin spinControl // whether a wait spins before it sleeps
 	// hold decides, on one CPU, whether a sleeper holds its P (the
@@ -197,6 +199,10 @@ const quietSleep = 250 * time.Microsecond
 // call where holding was chosen (the socket's 0.4), 0.93-0.96x with this
 // rule (and a read saved per wake-up of the bell).
 const holdSleep = 20 * time.Microsecond
+
+// holdProbe: after this many waits that did not keep the P because their
+// sleeps were long, a waiter measures holding's sleeps again.
+const holdProbe = 64
 
 // holdExploit is how long hold keeps a choice before it measures again:
 // longer than spin's, since measuring holding costs a process that needs
@@ -395,13 +401,23 @@ func (w *waiter) wait(ctx context.Context, d doorbell, try func() (bool, error))
 		if d.bell != nil {
 			start = time.Now()
 		}
-		err := w.park(ctx, d, try, w.giveP || !w.hold.sleepsAtOnce() || w.longs >= 2)
+		long := w.longs >= 2
+		err := w.park(ctx, d, try, w.giveP || !w.hold.sleepsAtOnce() || long)
 		if d.bell != nil {
 			slept := time.Since(start)
 			w.quiet = slept >= quietSleep
-			if slept >= holdSleep {
+			switch {
+			case long:
+				// A sleep on the bell lasts longer than one that
+				// holds (its wake-up path is longer), so its length
+				// says nothing of holding's: try holding again now
+				// and then.
+				if w.given++; w.given >= holdProbe {
+					w.longs, w.given = 0, 0
+				}
+			case slept >= holdSleep:
 				w.longs = min(w.longs+1, 3)
-			} else {
+			default:
 				w.longs = max(w.longs-1, 0)
 			}
 		}
