@@ -195,9 +195,9 @@ const quietSleep = 250 * time.Microsecond
 // another thread to take the P: holding it then saves nothing, and costs
 // that thread's wake-up and sleep. A sleep on the bell starts no thread.
 // Two gRPC clients calling a server in another process on one CPU (calls
-// of about 75 µs): 1.07-1.25x a Unix socket's call with 1.4 futex calls a
-// call where holding was chosen (the socket's 0.4), 0.93-0.96x with this
-// rule (and a read saved per wake-up of the bell).
+// of about 75 µs): 1.07-1.25x a Unix socket's call with 1.1-1.4 futex
+// calls a call where holding was chosen (the socket's 0.4), 0.91-0.96x
+// with this rule (and a read saved per wake-up of the bell).
 const holdSleep = 20 * time.Microsecond
 
 // holdProbe: after this many waits that did not keep the P because their
