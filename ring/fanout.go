@@ -269,7 +269,7 @@ func (r *Ring) batchCount(rec record) (msgs, bytes uint64, err error) {
 // producer waiting for room watches them.
 func (r *Ring) subscriberPIDs(dst []int) []int {
 	for i := range r.linesUsed() {
-		dst = r.appendPID(dst, r.subLine(i)+consState, r.subLine(i)+consPID, subReliable)
+		dst = r.appendPID(dst, r.subLine(i)+consState, r.subLine(i)+consPID, subReliable, subEvicted)
 	}
 	return dst
 }

@@ -1,6 +1,8 @@
 package ring
 
 import (
+	"fmt"
+	"math"
 	"os"
 	"sync/atomic"
 	"time"
@@ -118,7 +120,12 @@ func (r *Ring) reap(head uint64) (int, error) {
 	freed := 0
 	for i := range n {
 		off := r.slot(i)
-		if atomic.LoadUint32(r.u32(off+slotState)) != slotAttached {
+		switch st := atomic.LoadUint32(r.u32(off + slotState)); {
+		case st > slotAttached:
+			// No producer writes it: the slot table was written over,
+			// and a producer it hides may have died unseen.
+			return freed, fmt.Errorf("%w: producer slot %d has state %d", ErrCorrupt, i, st)
+		case st != slotAttached:
 			continue
 		}
 		if held, err := r.locker.Locked(int64(off)); err != nil || held {
@@ -194,7 +201,7 @@ func (r *Ring) unlock(off uint64) { _ = r.locker.Unlock(int64(off)) }
 // proof: the slot's lock is.
 func (r *Ring) producerPIDs(dst []int) []int {
 	for i := range r.slotsInUse() {
-		dst = r.appendPID(dst, r.slot(i)+slotState, r.slot(i)+slotPID, slotAttached)
+		dst = r.appendPID(dst, r.slot(i)+slotState, r.slot(i)+slotPID, slotAttached, slotAttached)
 	}
 	return dst
 }
@@ -202,16 +209,24 @@ func (r *Ring) producerPIDs(dst []int) []int {
 // consumerPIDs appends the PID of the attached consumer to dst: a producer
 // waiting for room watches it.
 func (r *Ring) consumerPIDs(dst []int) []int {
-	return r.appendPID(dst, offConsumer+consState, offConsumer+consPID, consAttached)
+	return r.appendPID(dst, offConsumer+consState, offConsumer+consPID, consAttached, consAttached)
 }
 
 // appendPID appends to dst the PID stored at pid, if the state word at
-// state holds want and the PID is not zero.
-func (r *Ring) appendPID(dst []int, state, pid uint64, want uint32) []int {
-	if atomic.LoadUint32(r.u32(state)) == want {
-		if p := atomic.LoadUint32(r.u32(pid)); p != 0 {
-			dst = append(dst, int(p))
+// state holds want; it appends -1, which names no process, if the line
+// holds what no peer writes: a state past last (the highest state a line
+// can have), or want with no PID. A sleeper cannot watch a peer such a line
+// may hide, and looks at the locks on its timer instead (waiter.watchPeers).
+func (r *Ring) appendPID(dst []int, state, pid uint64, want, last uint32) []int {
+	switch st := atomic.LoadUint32(r.u32(state)); {
+	case st == want:
+		p := atomic.LoadUint32(r.u32(pid))
+		if p == 0 || p > math.MaxInt32 {
+			return append(dst, -1)
 		}
+		dst = append(dst, int(p))
+	case st > last:
+		dst = append(dst, -1)
 	}
 	return dst
 }

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shmring/shmring/internal/futex"
 )
 
 func counter(r *Ring, off uint64) uint64 { return atomic.LoadUint64(r.u64(offConsumer + off)) }
@@ -521,5 +523,58 @@ func TestWakerDiedMidWake(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the producer still sleeps 5 s after a new consumer drained the ring")
+	}
+}
+
+// TestScribbledSlotStateEndsWait: a producer slot whose state word holds a
+// value no producer writes (the slot table was written over) ends a waiting
+// consumer's wait with ErrCorrupt at its next look at the peers, rather
+// than leaving it asleep: a producer such a slot hides could die unseen.
+func TestScribbledSlotStateEndsWait(t *testing.T) {
+	for _, multi := range []bool{false, true} {
+		c := Config{Capacity: 4096}
+		if multi {
+			c.MultiProducer, c.Slots = true, 2
+		}
+		r := heapRing(t, c)
+		_, cons := pair(t, r, ConsumerOptions{Wait: DefaultWaitPolicy, Liveness: 20 * time.Millisecond})
+		atomic.StoreUint32(r.u32(r.slot(0)+slotState), 0x89ab_cdef)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := cons.Peek(ctx)
+		cancel()
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("multi %v: Peek over a scribbled slot state: %v, want ErrCorrupt", multi, err)
+		}
+	}
+}
+
+// TestScribbledLinesNameNoPeer: a line whose state no peer writes, or that
+// is marked attached with no PID, lists -1 among the peers to watch, and a
+// waiter given -1 watches nothing for it and looks on the timer instead.
+func TestScribbledLinesNameNoPeer(t *testing.T) {
+	r := heapRing(t, Config{Capacity: 4096, MultiProducer: true, Slots: 3})
+	state := func(i uint32) *uint32 { return r.u32(r.slot(i) + slotState) }
+	pid := func(i uint32) *uint32 { return r.u32(r.slot(i) + slotPID) }
+	atomic.StoreUint32(state(0), slotAttached)
+	atomic.StoreUint32(pid(0), 4242)
+	atomic.StoreUint32(state(1), slotAttached) // and no PID
+	atomic.StoreUint32(state(2), 7)
+	if got := r.producerPIDs(nil); len(got) != 3 || got[0] != 4242 || got[1] != -1 || got[2] != -1 {
+		t.Fatalf("producerPIDs: %v, want [4242 -1 -1]", got)
+	}
+	atomic.StoreUint32(r.u32(offConsumer+consState), 5)
+	if got := r.consumerPIDs(nil); len(got) != 1 || got[0] != -1 {
+		t.Fatalf("consumerPIDs with a scribbled state: %v, want [-1]", got)
+	}
+	looks := 0
+	w := waiter{
+		peers: func(dst []int) []int { return append(dst, -1) },
+		check: func() error { looks++; return nil },
+		alarm: futex.NewAlarm(),
+	}
+	defer w.stopWatching()
+	unwatched, err := w.watchPeers(false)
+	if err != nil || !unwatched || len(w.watched) != 0 {
+		t.Fatalf("watchPeers over a line that names no peer: unwatched %v, %d watched, %v; want the timer, nothing watched", unwatched, len(w.watched), err)
 	}
 }

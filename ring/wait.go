@@ -255,6 +255,13 @@ func (w *waiter) watchPeers(died bool) (unwatched bool, err error) {
 	look := died
 	self := selfPID
 	for _, pid := range w.pids {
+		if pid <= 0 {
+			// A line that holds what no peer writes (see
+			// Ring.appendPID): nobody to watch for it, so look on
+			// the timer.
+			unwatched = true
+			continue
+		}
 		if pid == self {
 			// A peer in this process ends with it; but its lock can be
 			// let go without its line being cleared (a test does), and
