@@ -4,8 +4,10 @@ package shmring_test
 
 import (
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -57,10 +59,12 @@ func TestStoppedProducerIsNotRecovered(t *testing.T) {
 // TestScribbler has a third process write random bytes over the control
 // lines and the data area of a ring while a producer and a consumer run.
 // Both must end on their own, with an error and a non-zero status, never
-// with a panic, a crash or a hang (their -idle and -stall bound the waits).
-// One exception: a scribble that only the producer meets (the tail word,
-// say) makes it fail and detach, and then the consumer reads what it had
-// sent, intact, to a clean end of the stream, and may say so.
+// with a panic, a crash or a hang (their -idle and -stall bound the waits);
+// or, where every scribble landed on bytes already read, carry on, and
+// deliver every message whole once the producer is told to end. A scribble
+// that only the producer meets (the tail word, say) makes it fail and
+// detach, and then the consumer reads what it had sent, intact, to a clean
+// end of the stream, and may say so.
 func TestScribbler(t *testing.T) {
 	producer, consumer := buildCommands(t)
 	for _, target := range []string{"control", "data"} {
@@ -91,12 +95,56 @@ func TestScribbler(t *testing.T) {
 				f.WriteAt(junk, off+rng.Int64N(span-64))
 				time.Sleep(time.Millisecond)
 			}
-			codes := map[*run]int{c: c.wait(t, time.Minute), p: p.wait(t, time.Minute)}
+			// Scribbles that all landed where nothing unread lay (the
+			// consumer right behind the producer, the junk written over
+			// before it was read) corrupt nothing the readers see: the
+			// stream then runs on. After ten seconds, the producer is
+			// told to end its stream, and every message must arrive.
+			pdone := make(chan int, 1)
+			go func() {
+				err := p.cmd.Wait()
+				var exit *exec.ExitError
+				switch {
+				case errors.As(err, &exit):
+					pdone <- exit.ExitCode()
+				case err != nil:
+					pdone <- -1
+				default:
+					pdone <- 0
+				}
+			}()
+			ended := false
+			var pcode int
+			select {
+			case pcode = <-pdone:
+			case <-time.After(10 * time.Second):
+				ended = endStream(p)
+				select {
+				case pcode = <-pdone:
+				case <-time.After(time.Minute):
+					p.cmd.Process.Kill()
+					<-pdone
+					t.Fatalf("the producer did not end within a minute of SIGTERM\n%s", p)
+				}
+			}
+			codes := map[*run]int{c: c.wait(t, time.Minute), p: pcode}
 			for _, cmd := range []*run{c, p} {
 				code := codes[cmd]
 				out := cmd.stderr.String()
 				if strings.Contains(out, "panic") || strings.Contains(out, "fatal error") || strings.Contains(out, "goroutine ") {
 					t.Fatalf("%s crashed (exit %d)\n%s", filepath.Base(cmd.cmd.Path), code, cmd)
+				}
+				if ended && code == 0 {
+					// The scribbles missed: the stream was ended
+					// cleanly, and must have arrived whole.
+					if cmd == c {
+						var res stream.Result
+						if err := json.Unmarshal(c.stdout.Bytes(), &res); err != nil || !res.OK() {
+							t.Fatalf("consumer of an ended stream: not every message arrived whole (%v)\n%s\n%s", err, c, p)
+						}
+					}
+					t.Logf("%s: exit 0 after the stream was ended: the scribbles hit nothing unread", filepath.Base(cmd.cmd.Path))
+					continue
 				}
 				if cmd == c && code == 0 {
 					// The producer failed and detached; what it had
