@@ -213,18 +213,21 @@ func (r *Ring) consumerPIDs(dst []int) []int {
 }
 
 // appendPID appends to dst the PID stored at pid, if the state word at
-// state holds want; it appends -1, which names no process, if the line
-// holds what no peer writes: a state past last (the highest state a line
-// can have), or want with no PID. A sleeper cannot watch a peer such a line
-// may hide, and looks at the locks on its timer instead (waiter.watchPeers).
+// state holds want and the PID is not zero (a peer clears its PID just
+// before its state as it detaches); it appends -1, which names no process,
+// if the line holds a state no peer writes, past last (the highest state a
+// line can have), or a PID no process has. A sleeper cannot watch a peer
+// such a line may hide, and looks at the locks on its timer instead
+// (waiter.watchPeers).
 func (r *Ring) appendPID(dst []int, state, pid uint64, want, last uint32) []int {
 	switch st := atomic.LoadUint32(r.u32(state)); {
 	case st == want:
-		p := atomic.LoadUint32(r.u32(pid))
-		if p == 0 || p > math.MaxInt32 {
-			return append(dst, -1)
+		switch p := atomic.LoadUint32(r.u32(pid)); {
+		case p > math.MaxInt32:
+			dst = append(dst, -1)
+		case p != 0:
+			dst = append(dst, int(p))
 		}
-		dst = append(dst, int(p))
 	case st > last:
 		dst = append(dst, -1)
 	}

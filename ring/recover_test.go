@@ -548,17 +548,21 @@ func TestScribbledSlotStateEndsWait(t *testing.T) {
 	}
 }
 
-// TestScribbledLinesNameNoPeer: a line whose state no peer writes, or that
-// is marked attached with no PID, lists -1 among the peers to watch, and a
-// waiter given -1 watches nothing for it and looks on the timer instead.
+// TestScribbledLinesNameNoPeer: a line whose state no peer writes, or whose
+// PID no process has, lists -1 among the peers to watch (a line attached
+// with no PID, which a detaching peer leaves for a moment, lists nothing),
+// and a waiter given -1 watches nothing for it and looks on the timer
+// instead.
 func TestScribbledLinesNameNoPeer(t *testing.T) {
-	r := heapRing(t, Config{Capacity: 4096, MultiProducer: true, Slots: 3})
+	r := heapRing(t, Config{Capacity: 4096, MultiProducer: true, Slots: 4})
 	state := func(i uint32) *uint32 { return r.u32(r.slot(i) + slotState) }
 	pid := func(i uint32) *uint32 { return r.u32(r.slot(i) + slotPID) }
 	atomic.StoreUint32(state(0), slotAttached)
 	atomic.StoreUint32(pid(0), 4242)
-	atomic.StoreUint32(state(1), slotAttached) // and no PID
+	atomic.StoreUint32(state(1), slotAttached) // and no PID: detaching
 	atomic.StoreUint32(state(2), 7)
+	atomic.StoreUint32(state(3), slotAttached)
+	atomic.StoreUint32(pid(3), 0x8000_0001)
 	if got := r.producerPIDs(nil); len(got) != 3 || got[0] != 4242 || got[1] != -1 || got[2] != -1 {
 		t.Fatalf("producerPIDs: %v, want [4242 -1 -1]", got)
 	}

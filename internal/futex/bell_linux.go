@@ -150,8 +150,9 @@ func newBell(f *os.File) (*Bell, error) {
 // FIFO, sleeps only if the word still holds the value it read (and its
 // alarm has not rung), until a byte arrives. A byte written after that look
 // cannot be lost: the FIFO holds it, and the poller reports it. Stale bytes
-// (a wake for a sleep that did not happen) are spurious wake-ups, which
-// every sleeper allows; they are read away at the next sleep.
+// (a wake for a sleep that did not happen, or the byte that ended a sleep,
+// which is left unread) are spurious wake-ups, which every sleeper allows;
+// they are read away by the next sleep that must wait.
 //
 // Both ends must agree that the sleeper sleeps on the Bell (a waker that
 // makes a futex wake instead would not wake it): connections agree in
@@ -175,8 +176,10 @@ type Bell struct {
 
 // Sleep sleeps until a byte is written into the Bell after Sleep emptied
 // it, or until timeout passes (os.ErrDeadlineExceeded), unless *addr no
-// longer holds val or a's value is no longer av once the Bell is empty (a
-// nil a is never looked at). As for a futex, a wake-up may be spurious.
+// longer holds val or a's value is no longer av (a nil a is never looked
+// at), looked at before the Bell is emptied (then it returns at once and
+// reads nothing) and again once it is empty. As for a futex, a wake-up may
+// be spurious.
 // One goroutine at a time may sleep on a Bell.
 func (b *Bell) Sleep(addr *uint32, val uint32, timeout time.Duration, a *Alarm, av uint32) error {
 	if timeout <= 0 {
