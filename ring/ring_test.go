@@ -858,3 +858,40 @@ func TestOneCallReads(t *testing.T) {
 		t.Fatalf("only %d sends and %d messages read: the mix does not exercise the paths", sent, got)
 	}
 }
+
+// Before it sleeps, a waiter lets the process's other goroutines run on its
+// thread until none is left waiting, also one that yields in turn after
+// some work (gRPC's writer does, before it writes): with one P, a sleeper
+// that yielded only once would leave it queued, and the message it is
+// about to send would wait for the runtime to take the P back. Here the
+// sender runs 5 µs, yields, then sends: the receiver, which sleeps at
+// once, must find the message after its yields instead of sleeping for it.
+func TestParkLetsYieldersRun(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	r := heapRing(t, Config{Capacity: 1024})
+	p, c := pair(t, r, ConsumerOptions{Wait: WaitPolicy{}}) // sleep at once
+	buf := make([]byte, 100)
+	const rounds = 200
+	parks := c.wait.nparks
+	for i := range rounds {
+		sent := make(chan error, 1)
+		go func() {
+			for start := time.Now(); time.Since(start) < 5*time.Microsecond; {
+			}
+			runtime.Gosched()
+			sent <- p.TrySend([]byte("after a yield"))
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := c.Recv(ctx, buf)
+		cancel()
+		if serr := <-sent; serr != nil {
+			t.Fatal(serr)
+		}
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+	if slept := c.wait.nparks - parks; slept > rounds/2 {
+		t.Fatalf("the receiver slept in %d of %d rounds: it went to sleep with the sender still queued behind it", slept, rounds)
+	}
+}
