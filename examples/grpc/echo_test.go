@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
 	"path/filepath"
+	"runtime/trace"
 	"testing"
 	"time"
 
@@ -85,13 +87,19 @@ func TestOneServerTwoTransports(t *testing.T) {
 
 // BenchmarkUnary64 is a 64-byte unary round trip through each transport,
 // client and server in this process.
-func BenchmarkUnary64(b *testing.B) { benchUnary(b, serve(b), "shmring", "uds", "tcp") }
+func BenchmarkUnary64(b *testing.B) { benchUnary(b, serve(b), nil, "shmring", "uds", "tcp") }
 
 // BenchmarkStream64 streams 64-byte messages from the server in this
 // process; one op is one message.
 func BenchmarkStream64(b *testing.B) { benchStream(b, serve(b), "shmring", "uds", "tcp") }
 
-func benchUnary(b *testing.B, targets map[string]string, vias ...string) {
+// benchUnary measures 64-byte unary calls through each of vias. With a
+// server in another process, peer returns that process's usage: then both
+// processes' usage per call is reported too; without, this process's is.
+//
+// With ECHO_TRACE=DIR, both processes write an execution trace of the
+// timed calls into DIR (client-VIA.trace, server-VIA.trace).
+func benchUnary(b *testing.B, targets map[string]string, peer *serverProc, vias ...string) {
 	for _, via := range vias {
 		b.Run(via, func(b *testing.B) {
 			cc := client(b, targets[via])
@@ -100,13 +108,51 @@ func benchUnary(b *testing.B, targets map[string]string, vias ...string) {
 			if _, err := echo.Echo(ctx, cc, req); err != nil { // connect first
 				b.Fatal(err)
 			}
-			b.ResetTimer()
+			var p0 usage
+			if peer != nil {
+				p0 = peer.usage(b)
+				if dir := os.Getenv("ECHO_TRACE"); dir != "" {
+					stop := traceBoth(b, peer, dir, via)
+					defer stop()
+				}
+			}
+			c0 := usageNow()
 			for b.Loop() {
 				if _, err := echo.Echo(ctx, cc, req); err != nil {
 					b.Fatal(err)
 				}
 			}
+			c := usageNow().sub(c0)
+			if peer == nil {
+				c.report(b, "proc")
+				return
+			}
+			c.report(b, "client")
+			peer.usage(b).sub(p0).report(b, "server")
 		})
+	}
+}
+
+// traceBoth starts an execution trace in this process and in peer, and
+// returns what stops both.
+func traceBoth(b testing.TB, peer *serverProc, dir, via string) (stop func()) {
+	b.Helper()
+	if a := peer.ask(b, "trace "+filepath.Join(dir, "server-"+via+".trace")); a != "<nil>" {
+		b.Fatalf("server's trace: %s", a)
+	}
+	f, err := os.Create(filepath.Join(dir, "client-"+via+".trace"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := trace.Start(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		trace.Stop()
+		f.Close()
+		if a := peer.ask(b, "stop"); a != "<nil>" {
+			b.Errorf("server's trace: %s", a)
+		}
 	}
 }
 

@@ -1,0 +1,53 @@
+// Command callpath prints where the time of gRPC calls between two
+// processes goes, from an execution trace of each taken over the same
+// calls (see package callpath):
+//
+//	cd examples/grpc
+//	ECHO_TRACE=/tmp go test -run - -bench 'Unary64Process$' -benchtime 5000x
+//	go run ./cmd/callpath -calls 5000 /tmp/client-shmring.trace /tmp/server-shmring.trace
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/shmring/shmring/examples/grpc/callpath"
+)
+
+func main() {
+	calls := flag.Int("calls", 0, "calls the traces cover, for figures per call")
+	root := flag.String("root", "grpc.(*ClientConn).Invoke", "a function on the stack of the client's calling goroutine")
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: callpath -calls N CLIENT.trace SERVER.trace")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() != 2 || *calls <= 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(flag.Arg(0), flag.Arg(1), *root, *calls); err != nil {
+		fmt.Fprintln(os.Stderr, "callpath:", err)
+		os.Exit(1)
+	}
+}
+
+func run(client, server, root string, calls int) error {
+	c, err := os.Open(client)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	s, err := os.Open(server)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	r, err := callpath.Analyze(c, s, root)
+	if err != nil {
+		return err
+	}
+	r.Print(os.Stdout, calls)
+	return nil
+}
