@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/trace"
+	"slices"
 	"testing"
 	"time"
 
@@ -93,7 +94,8 @@ func BenchmarkUnary64(b *testing.B) { benchUnary(b, serve(b), nil, "shmring", "u
 // process; one op is one message.
 func BenchmarkStream64(b *testing.B) { benchStream(b, serve(b), "shmring", "uds", "tcp") }
 
-// benchUnary measures 64-byte unary calls through each of vias. With a
+// benchUnary measures 64-byte unary calls through each of vias, and
+// reports their median and 99th percentile besides the mean. With a
 // server in another process, peer returns that process's usage: then both
 // processes' usage per call is reported too; without, this process's is.
 //
@@ -117,12 +119,18 @@ func benchUnary(b *testing.B, targets map[string]string, peer *serverProc, vias 
 				}
 			}
 			c0 := usageNow()
+			took := make([]time.Duration, 0, 1<<16)
 			for b.Loop() {
+				start := time.Now()
 				if _, err := echo.Echo(ctx, cc, req); err != nil {
 					b.Fatal(err)
 				}
+				took = append(took, time.Since(start))
 			}
 			c := usageNow().sub(c0)
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2]), "p50-ns")
+			b.ReportMetric(float64(took[len(took)*99/100]), "p99-ns")
 			if peer == nil {
 				c.report(b, "proc")
 				return

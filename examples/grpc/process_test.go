@@ -152,9 +152,9 @@ func serverProcess(b testing.TB) *serverProc {
 
 // BenchmarkUnary64Process is a 64-byte unary round trip to a server in
 // another process, through shmring and through a Unix socket.
-// Besides the time, it reports what each process spent per call (cpu,
-// switches, goroutines started, hand-offs and their wait for a thread:
-// see usage), which shows where a call's time goes.
+// Besides the times, it reports what each process spent per call (cpu,
+// thread switches, goroutines started: see usage); with ECHO_TRACE, both
+// processes trace the calls, for package callpath.
 func BenchmarkUnary64Process(b *testing.B) {
 	s := serverProcess(b)
 	benchUnary(b, s.targets, s, "shmring", "uds")
