@@ -50,8 +50,11 @@ import (
 // spinControl in wait.go). A request/response exchange whose answers come
 // within the window keeps spinning; a feed slower than the window stops
 // burning a CPU for nothing.
-// Before it sleeps, a waiter lets the goroutines it readied run on its
-// thread (runtime.Gosched), as a goroutine blocked on a socket would.
+//
+// Before it sleeps, a waiter lets the goroutines its process readied run
+// on its thread, as a goroutine blocked on a socket would: it yields
+// (runtime.Gosched) until a yield comes back at once, at most four times,
+// looking for what it waits for after each.
 type WaitPolicy struct {
 	// Spin is how long to poll, yielding to other goroutines every 16 looks
 	// (unless NoPark).
