@@ -94,8 +94,12 @@ const (
 	// given: connections waiting to be accepted.
 	DefaultBacklog = 128
 	// DefaultConnCapacity is the capacity of each of a connection's two
-	// rings when WithCapacity is not given.
-	DefaultConnCapacity = 64 << 10
+	// rings when WithCapacity is not given: 512 KiB of shared memory a
+	// connection. Smaller rings save memory (a server with many idle
+	// connections) but make large writes wait for the reader: with 64 KiB
+	// rings, messages of 64 KiB and more went slower than through a Unix
+	// socket (BENCHMARKS.md, "Connection rings of 256 KiB").
+	DefaultConnCapacity = 256 << 10
 	// dialSlots is how many processes may be dialing one listener at once.
 	dialSlots = 64
 )
