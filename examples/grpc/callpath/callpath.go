@@ -181,8 +181,22 @@ func Analyze(client, server io.Reader, root string) (*Report, error) {
 	if g == trace.NoGoroutine {
 		return nil, fmt.Errorf("no goroutine of the client trace blocks with %s on its stack", root)
 	}
+	// The end of the last call: when the goroutine next runs after its
+	// last block with root on its stack (what it does after the calls,
+	// such as stopping the trace, is not theirs).
 	calls := c.byG[g]
 	end := calls[len(calls)-1].t
+	for i := len(calls) - 1; i >= 0; i-- {
+		if x := calls[i]; x.by == g && x.from == trace.GoRunning && strings.Contains(x.stack, root) {
+			for _, y := range calls[i+1:] {
+				if y.to == trace.GoRunning {
+					end = y.t
+					break
+				}
+			}
+			break
+		}
+	}
 
 	r := &Report{Spent: map[string]int64{}, Handovers: map[string]int{}, ReadyBy: map[string]int64{}}
 	add := func(p *process, kind string, lo, hi int64) {
