@@ -244,7 +244,7 @@ func TestCallPath(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sv.Close()
-			r, err := callpath.Analyze(c, sv, "grpc.(*ClientConn).Invoke")
+			r, err := callpath.Analyze(c, sv, callpath.GRPCRoot, callpath.GRPCWriter)
 			if err != nil {
 				t.Fatal(err)
 			}

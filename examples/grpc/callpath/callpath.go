@@ -19,7 +19,7 @@
 // channel send, a new goroutine), its own yield, the end of its system
 // call, or the poller; a sleep or a poller wake-up is traced to the other
 // process's last waking system call before it (a futex wake, a bell's
-// write, a socket write by gRPC's transport). A reader that finds a
+// write or a socket write by the calls' writer: see Analyze). A reader that finds a
 // message while spinning, without a system call, has no such edge: its
 // spinning counts as its own running and ready time. Both traces' clocks
 // must be the same (the monotonic clock, as on Linux).
@@ -34,6 +34,12 @@ import (
 	"strings"
 
 	"golang.org/x/exp/trace"
+)
+
+// The root and writer of unary gRPC calls (see Analyze).
+const (
+	GRPCRoot   = "grpc.(*ClientConn).Invoke"
+	GRPCWriter = "google.golang.org/grpc/internal/transport"
 )
 
 // Step kinds.
@@ -73,7 +79,7 @@ type process struct {
 	wakes []transition                // system calls that can wake the other process
 }
 
-func load(r io.Reader, name string) (*process, error) {
+func load(r io.Reader, name, writer string) (*process, error) {
 	tr, err := trace.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("%s trace: %w", name, err)
@@ -102,7 +108,7 @@ func load(r io.Reader, name string) (*process, error) {
 		x := transition{int64(ev.Time()), st.Resource.Goroutine(), from, to, ev.Goroutine(), sb.String()}
 		p.all = append(p.all, x)
 		p.byG[x.g] = append(p.byG[x.g], x)
-		if to == trace.GoSyscall && wakes(x.stack) {
+		if to == trace.GoSyscall && wakes(x.stack, writer) {
 			p.wakes = append(p.wakes, x)
 		}
 	}
@@ -113,11 +119,12 @@ func load(r io.Reader, name string) (*process, error) {
 }
 
 // wakes reports whether a system call with this stack can wake a reader
-// in the other process: gRPC's transport writing, through a futex wake, a
-// bell's write or a socket's write.
-func wakes(stack string) bool {
-	if !strings.Contains(stack, "grpc/internal/transport") {
-		return false // not gRPC's writer (the benchmark's own pipes, say)
+// in the other process: the calls' writer (a function named by writer on
+// the stack) writing through a futex wake, a bell's write or a socket's
+// write.
+func wakes(stack, writer string) bool {
+	if !strings.Contains(stack, writer) {
+		return false // not the calls' writer (the benchmark's own pipes, say)
 	}
 	for _, s := range []string{"futex.wake", "(*Bell).Ring", "poll.(*FD).Write", "poll.(*FD).Writev"} {
 		if strings.Contains(stack, s) {
@@ -155,13 +162,15 @@ const maxHandover = 50_000_000 // 50 ms
 
 // Analyze walks the critical path of the calls traced in client and
 // server. root names a function on the stack of the client's calling
-// goroutine ("grpc.(*ClientConn).Invoke" for unary gRPC calls).
-func Analyze(client, server io.Reader, root string) (*Report, error) {
-	c, err := load(client, "client")
+// goroutine (GRPCRoot for unary gRPC calls), writer a function (or
+// package) on the stack of every write that carries the calls (GRPCWriter
+// for gRPC; "net/http" for net/http's client and server).
+func Analyze(client, server io.Reader, root, writer string) (*Report, error) {
+	c, err := load(client, "client", writer)
 	if err != nil {
 		return nil, err
 	}
-	s, err := load(server, "server")
+	s, err := load(server, "server", writer)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,10 @@
 //	cd examples/grpc
 //	ECHO_TRACE=/tmp go test -run - -bench 'Unary64Process$' -benchtime 5000x
 //	go run ./cmd/callpath -calls 5000 /tmp/client-shmring.trace /tmp/server-shmring.trace
+//
+// For calls of another kind, name the client's calling function (-root)
+// and the writer of the calls (-writer): for net/http,
+// -root 'net/http.(*Client).Do' -writer net/http.
 package main
 
 import (
@@ -17,7 +21,8 @@ import (
 
 func main() {
 	calls := flag.Int("calls", 0, "calls the traces cover, for figures per call")
-	root := flag.String("root", "grpc.(*ClientConn).Invoke", "a function on the stack of the client's calling goroutine")
+	root := flag.String("root", callpath.GRPCRoot, "a function on the stack of the client's calling goroutine")
+	writer := flag.String("writer", callpath.GRPCWriter, "a function or package on the stack of every write that carries the calls (net/http: \"net/http\")")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: callpath -calls N CLIENT.trace SERVER.trace")
 		flag.PrintDefaults()
@@ -27,13 +32,13 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), flag.Arg(1), *root, *calls); err != nil {
+	if err := run(flag.Arg(0), flag.Arg(1), *root, *writer, *calls); err != nil {
 		fmt.Fprintln(os.Stderr, "callpath:", err)
 		os.Exit(1)
 	}
 }
 
-func run(client, server, root string, calls int) error {
+func run(client, server, root, writer string, calls int) error {
 	c, err := os.Open(client)
 	if err != nil {
 		return err
@@ -44,7 +49,7 @@ func run(client, server, root string, calls int) error {
 		return err
 	}
 	defer s.Close()
-	r, err := callpath.Analyze(c, s, root)
+	r, err := callpath.Analyze(c, s, root, writer)
 	if err != nil {
 		return err
 	}
