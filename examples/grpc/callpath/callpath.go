@@ -19,10 +19,10 @@
 // channel send, a new goroutine), its own yield, the end of its system
 // call, or the poller; a sleep or a poller wake-up is traced to the other
 // process's last waking system call before it (a futex wake, a bell's
-// write or a socket write by the calls' writer: see Analyze). A reader that finds a
-// message while spinning, without a system call, has no such edge: its
-// spinning counts as its own running and ready time. Both traces' clocks
-// must be the same (the monotonic clock, as on Linux).
+// write or a socket write by the calls' writer: see Analyze). A reader
+// that finds a message while spinning, without a system call, has no such
+// edge: its spinning counts as its own running and ready time. Both
+// traces' clocks must be the same (the monotonic clock, as on Linux).
 package callpath
 
 import (
