@@ -95,9 +95,9 @@ func BenchmarkUnary64(b *testing.B) { benchUnary(b, serve(b), nil, "shmring", "u
 func BenchmarkStream64(b *testing.B) { benchStream(b, serve(b), "shmring", "uds", "tcp") }
 
 // benchUnary measures 64-byte unary calls through each of vias, and
-// reports their median and 99th percentile besides the mean. With a
-// server in another process, peer returns that process's usage: then both
-// processes' usage per call is reported too; without, this process's is.
+// reports their median and 99th percentile besides the mean, and what
+// the processes spent per call: with peer (a server in another process)
+// each process's usage, without it this process's.
 //
 // With ECHO_TRACE=DIR, both processes write an execution trace of the
 // timed calls into DIR (client-VIA.trace, server-VIA.trace).
