@@ -234,17 +234,7 @@ func TestCallPath(t *testing.T) {
 			}
 			took := time.Since(start)
 			stop()
-			c, err := os.Open(filepath.Join(dir, "client-"+via+".trace"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			sv, err := os.Open(filepath.Join(dir, "server-"+via+".trace"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sv.Close()
-			r, err := callpath.Analyze(c, sv, callpath.GRPCRoot, callpath.GRPCWriter)
+			r, err := callpath.AnalyzeFiles(filepath.Join(dir, "client-"+via+".trace"), filepath.Join(dir, "server-"+via+".trace"), callpath.GRPCRoot, callpath.GRPCWriter)
 			if err != nil {
 				t.Fatal(err)
 			}

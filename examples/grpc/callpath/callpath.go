@@ -26,9 +26,12 @@
 package callpath
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -279,6 +282,21 @@ func Analyze(client, server io.Reader, root, writer string) (*Report, error) {
 	return r, nil
 }
 
+// AnalyzeFiles is Analyze of the traces in the files client and server.
+func AnalyzeFiles(client, server, root, writer string) (*Report, error) {
+	c, err := os.Open(client)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	s, err := os.Open(server)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return Analyze(c, s, root, writer)
+}
+
 // short names a stack by its first frames outside the runtime.
 func short(stack string) string {
 	var out []string
@@ -305,23 +323,13 @@ func short(stack string) string {
 func (r *Report) Print(w io.Writer, calls int) {
 	per := func(ns int64) float64 { return float64(ns) / float64(calls) / 1000 }
 	fmt.Fprintf(w, "critical path: %.1f ms over %d calls, %.1f µs a call\n", float64(r.Span)/1e6, calls, per(r.Span))
-	keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range r.Spent {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	keys := slices.Sorted(maps.Keys(r.Spent))
 	for _, k := range keys {
 		fmt.Fprintf(w, "  %-22s %8.1f µs  %5.1f%%\n", k, per(r.Spent[k]), 100*float64(r.Spent[k])/float64(r.Span))
 	}
 	fmt.Fprintf(w, "  hand-overs a call: to the server %.2f, to the client %.2f\n",
 		float64(r.Handovers["server"])/float64(calls), float64(r.Handovers["client"])/float64(calls))
-	keys = keys[:0]
-	for k := range r.ReadyBy {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return r.ReadyBy[keys[i]] > r.ReadyBy[keys[j]] })
+	keys = slices.SortedFunc(maps.Keys(r.ReadyBy), func(a, b string) int { return cmp.Compare(r.ReadyBy[b], r.ReadyBy[a]) })
 	fmt.Fprintln(w, "ready time by what made the goroutine ready:")
 	for _, k := range keys[:min(len(keys), 8)] {
 		fmt.Fprintf(w, "  %8.1f µs  %s\n", per(r.ReadyBy[k]), k)

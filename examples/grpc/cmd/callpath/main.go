@@ -39,17 +39,7 @@ func main() {
 }
 
 func run(client, server, root, writer string, calls int) error {
-	c, err := os.Open(client)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	s, err := os.Open(server)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	r, err := callpath.Analyze(c, s, root, writer)
+	r, err := callpath.AnalyzeFiles(client, server, root, writer)
 	if err != nil {
 		return err
 	}
